@@ -1,0 +1,42 @@
+# The two commands of the README do all the set-up: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DATA := $(CURDIR)/data
+export DAGSTER_HOME := $(DATA)/dagster_home
+export PYTHONUNBUFFERED := 1
+
+.PHONY: demo test ui bench lint clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	@mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+demo: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
+	$(PY) -m orchestration.demo
+
+test: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	bash scripts/ensure-postgres.sh
+	$(VENV)/bin/pytest -q
+
+ui: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/dagster dev -m orchestration.definitions -h 127.0.0.1 -p 3000
+
+bench: $(VENV)/.installed
+	$(PY) -m bench
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(DATA)

@@ -1,0 +1,42 @@
+"""Metadata every materialization reports: row count, column schema, a small preview."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+from sqlalchemy import Table
+
+
+def column_schema(table: Table) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                c.name, str(c.type), constraints=dg.TableColumnConstraints(nullable=c.nullable)
+            )
+            for c in table.columns
+        ]
+    )
+
+
+def preview(df: pd.DataFrame, rows: int = 5) -> dg.MetadataValue:
+    if df.empty:
+        return dg.MetadataValue.md("_no rows_")
+    return dg.MetadataValue.md(df.head(rows).astype(str).to_markdown(index=False))
+
+
+def counts_table(counts: pd.Series, label: str, value: str = "rows") -> dg.MetadataValue:
+    """A small markdown table of counts (e.g. quarantined rows by reason)."""
+    if counts.empty:
+        return dg.MetadataValue.md("_none_")
+    frame = counts.rename(value).rename_axis(label).reset_index()
+    return dg.MetadataValue.md(frame.to_markdown(index=False))
+
+
+def table_metadata(table: Table, df: pd.DataFrame, partition: str) -> dict[str, object]:
+    return {
+        "dagster/row_count": len(df),
+        "dagster/column_schema": column_schema(table),
+        "partition": partition,
+        "table": table.name,
+        "preview": preview(df),
+    }

@@ -1,0 +1,1 @@
+"""Features, models and metrics (pure code, no Dagster)."""

@@ -1,0 +1,1 @@
+"""Wiring: Definitions, resources per environment, jobs and schedules."""

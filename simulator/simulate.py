@@ -1,0 +1,984 @@
+"""The day-by-day simulation: plans are exported, sessions happen, exports and events land.
+
+`simulate(preset, out, seed)` writes `<out>/landing` (the contract's layout) and `<out>/truth`
+(the ground truth the pipeline never reads). The same seed and preset give the same bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from simulator.behaviour import (
+    COMMENTS,
+    EVENT_TYPES,
+    MINUTE_MS,
+    Lineup,
+    SessionPlan,
+    oracle_gmv,
+    peak_online,
+    run_session,
+)
+from simulator.config import Preset
+from simulator.landing import EventParts, FaultLog, mark_success, write_platform_export
+from simulator.world import BRAND, CATEGORIES, STREETS, Room, World, build_world, promotion_effect
+
+log = logging.getLogger("simulator")
+
+DAY_MS = 86_400_000
+TZ = dt.timezone(dt.timedelta(hours=8))
+PLAN_HORIZON = 7
+REFUND_REASONS = ("七天无理由退货", "商品破损", "价格保护", "不想要了", "发错货", "质量问题")
+TEST_TITLES = ("测试直播-勿下单", "Test stream 推流测试", "test")
+OS_NAMES = ("android", "ios", "harmonyos")
+
+
+def local_midnight_ms(day: dt.date) -> int:
+    """Epoch ms (UTC) of 00:00 local on `day`."""
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=TZ).timestamp() * 1000)
+
+
+def local_date(ms: int) -> dt.date:
+    return dt.datetime.fromtimestamp(ms / 1000, TZ).date()
+
+
+def utc_naive(ms) -> pd.Series | pd.Timestamp:
+    return pd.to_datetime(ms, unit="ms")
+
+
+@dataclass
+class Plan:
+    plan_id: str
+    room: Room
+    day: dt.date
+    start_ms: int
+    minutes: int
+    versions: list[tuple[dt.date, str, Lineup]]  # (effective from export date, host, lineup)
+    reservations: float
+    cancelled_on: dt.date | None = None
+    session_key: str | None = None
+
+    def version_at(self, export_day: dt.date) -> tuple[str, Lineup]:
+        current = self.versions[0]
+        for v in self.versions:
+            if v[0] <= export_day:
+                current = v
+        return current[1], current[2]
+
+
+@dataclass
+class Session:
+    key: str
+    session_id: str
+    room: Room
+    host_id: str
+    title: str
+    start_ms: int
+    end_ms: int
+    lineup: Lineup
+    listed_ms: np.ndarray
+    plan_id: str | None
+    is_test: bool
+    stats: dict[str, float]
+    lines: list[dict] = field(default_factory=list)  # order lines (latent)
+
+
+class Simulation:
+    def __init__(self, preset: Preset, out: Path, seed: int, as_of: dt.datetime | None = None):
+        self.preset = preset
+        self.rates = preset.faults
+        self.landing = out / "landing"
+        self.truth = out / "truth"
+        self.rng = np.random.default_rng(seed)
+        self.world: World = build_world(preset, self.rng)
+        self.faults = FaultLog()
+        end_of_data = local_midnight_ms(preset.end + dt.timedelta(days=1)) + 3 * 3_600_000
+        self.as_of_ms = int(as_of.timestamp() * 1000) if as_of else end_of_data
+        self.plans: dict[str, Plan] = {}
+        self.plans_by_day: dict[dt.date, list[Plan]] = defaultdict(list)
+        self.sessions: dict[str, Session] = {}
+        # export date -> rows waiting to be exported that day
+        self.session_exports: dict[dt.date, list[tuple[Session, str]]] = defaultdict(list)
+        self.order_exports: dict[dt.date, list[dict]] = defaultdict(list)
+        self.refund_exports: dict[dt.date, list[dict]] = defaultdict(list)
+        self.event_buffer: dict[dt.date, dict[str, list[tuple[list[str], list]]]] = defaultdict(
+            lambda: defaultdict(list)
+        )
+        self.truth_sessions: list[dict] = []
+        self.truth_propensity: list[pd.DataFrame] = []
+        self.folders: list[dict] = []
+        self.counters = defaultdict(int)
+        self.event_count = 0
+
+    # ----------------------------------------------------------------------------- plans
+
+    def make_plans(self) -> None:
+        """Every room's planned sessions over the window and a week beyond."""
+        days = [
+            self.preset.start + dt.timedelta(days=i) for i in range(self.preset.days + PLAN_HORIZON)
+        ]
+        for day in days:
+            for room in self.world.rooms:
+                for slot_no, (hour, minute, minutes) in enumerate(room.schedule[day.weekday()]):
+                    if self.rng.random() < 0.06:  # not every slot is planned every week
+                        continue
+                    start = local_midnight_ms(day) + (hour * 60 + minute) * MINUTE_MS
+                    plan_id = f"PL-{day:%Y%m%d}-{room.index:03d}-{slot_no}"
+                    host = str(self.rng.choice(room.hosts, p=room.host_weights))
+                    lineup = self.make_lineup(room, day)
+                    plan = Plan(
+                        plan_id,
+                        room,
+                        day,
+                        start,
+                        minutes,
+                        [(day - dt.timedelta(days=30), host, lineup)],
+                        0.0,
+                    )
+                    if self.rng.random() < 0.1:  # an operator changes host or prices a few days out
+                        changed = dt.date.fromordinal(
+                            day.toordinal() - int(self.rng.integers(1, 6))
+                        )
+                        new_host = (
+                            str(self.rng.choice(room.hosts)) if self.rng.random() < 0.5 else host
+                        )
+                        new_lineup = self.reprice(lineup, day)
+                        plan.versions.append((changed, new_host, new_lineup))
+                    if self.rng.random() < 0.03:
+                        plan.cancelled_on = dt.date.fromordinal(
+                            day.toordinal() - int(self.rng.integers(1, 7))
+                        )
+                    host_final, lineup_final = plan.version_at(day)
+                    from simulator.behaviour import expected_viewers
+
+                    mu = expected_viewers(
+                        self.world, SessionPlan(room, host_final, day, start, minutes, lineup_final)
+                    )
+                    plan.reservations = mu * 0.25 * float(self.rng.lognormal(0, 0.2))
+                    self.plans[plan_id] = plan
+                    self.plans_by_day[day].append(plan)
+
+    def make_lineup(self, room: Room, day: dt.date) -> Lineup:
+        cat = self.world.catalogue
+        available = np.array([d <= day for d in cat.launch_date])
+        weights = room.focus[cat.category_index()] * available
+        size = int(min(available.sum(), self.rng.integers(8, 21)))
+        products = self.rng.choice(len(cat), size=size, replace=False, p=weights / weights.sum())
+        return self._price(products, day)
+
+    def _price(self, products: np.ndarray, day: dt.date) -> Lineup:
+        cat = self.world.catalogue
+        _, _, promo_disc = promotion_effect(day)
+        strike = cat.list_price_fen[products]
+        disc = np.clip(self.rng.uniform(0.03, 0.25, len(products)) + promo_disc, 0, 0.6)
+        live = np.maximum(
+            (strike * (1 - disc) / 100).astype(np.int64) * 100 - 100 + 100 * (strike < 10000), 900
+        )
+        live = np.minimum(live, strike)
+        coupon_face = np.array([0, 2000, 5000, 10000, 20000, 30000])
+        coupon = np.where(
+            self.rng.random(len(products)) < 0.3, self.rng.choice(coupon_face[1:], len(products)), 0
+        )
+        coupon = np.where(coupon > live * 0.15, 0, coupon)
+        stock = self.rng.integers(50, 2000, len(products))
+        return Lineup(
+            products, live.astype(np.int64), strike.astype(np.int64), coupon.astype(np.int64), stock
+        )
+
+    def reprice(self, lineup: Lineup, day: dt.date) -> Lineup:
+        live = lineup.live_price_fen.copy()
+        k = int(self.rng.integers(len(live)))
+        live[k] = max(900, int(live[k] * 0.95) // 100 * 100)
+        return Lineup(
+            lineup.product, live, lineup.strike_price_fen, lineup.coupon_fen, lineup.stock
+        )
+
+    # ----------------------------------------------------------------------------- sessions
+
+    def new_session_id(self, platform: str) -> str:
+        k = self.counters[f"session:{platform}"] = self.counters[f"session:{platform}"] + 1
+        return {
+            "douyin": f"73{k * 7919 + 10**15:017d}",
+            "taobao": f"{400_000_000 + k * 37}",
+            "jd": f"{80_000_000 + k * 13}",
+        }[platform]
+
+    def new_order_id(self, platform: str) -> str:
+        k = self.counters[f"order:{platform}"] = self.counters[f"order:{platform}"] + 1
+        return {
+            "douyin": f"69{k * 104723 + 10**16:018d}",
+            "taobao": f"{3 * 10**17 + k * 7:018d}",
+            "jd": f"{2 * 10**11 + k * 3}",
+        }[platform]
+
+    def new_refund_id(self, platform: str) -> str:
+        k = self.counters[f"refund:{platform}"] = self.counters[f"refund:{platform}"] + 1
+        return {
+            "douyin": f"6{k * 9973 + 10**17:018d}",
+            "taobao": f"R{10**14 + k * 11}",
+            "jd": f"{5 * 10**9 + k}",
+        }[platform]
+
+    def realise_day(self, day: dt.date) -> list[Session]:
+        sessions = []
+        for plan in self.plans_by_day[day]:
+            if plan.cancelled_on is not None:
+                continue
+            host, lineup = plan.version_at(day)
+            start = plan.start_ms + int(self.rng.normal(0, 6) * MINUTE_MS)
+            minutes = int(plan.minutes * self.rng.uniform(0.9, 1.1))
+            sessions.append(
+                self.play(plan.room, host, day, start, minutes, lineup, plan.plan_id, False)
+            )
+            plan.session_key = sessions[-1].key
+        for room in self.world.rooms:
+            if self.rng.random() < 0.02:  # an unplanned session
+                start = local_midnight_ms(day) + int(self.rng.integers(9 * 60, 22 * 60)) * MINUTE_MS
+                host = str(self.rng.choice(room.hosts))
+                sessions.append(
+                    self.play(room, host, day, start, 90, self.make_lineup(room, day), None, False)
+                )
+            if self.rng.random() < self.rates.test_session:
+                start = local_midnight_ms(day) + int(self.rng.integers(8 * 60, 9 * 60)) * MINUTE_MS
+                kind = int(self.rng.integers(3))
+                minutes = 3 if kind == 1 else 30
+                session = self.play(
+                    room,
+                    room.hosts[0],
+                    day,
+                    start,
+                    minutes,
+                    self.make_lineup(room, day),
+                    None,
+                    True,
+                    kind,
+                )
+                sessions.append(session)
+        return sessions
+
+    def play(
+        self, room: Room, host: str, day: dt.date, start: int, minutes: int, lineup: Lineup,
+        plan_id: str | None, is_test: bool, test_kind: int = 0,
+    ) -> Session:  # fmt: skip
+        platform = room.platform
+        sid = self.new_session_id(platform)
+        key = f"{platform}:{sid}"
+        end = start + minutes * MINUTE_MS
+        if is_test and test_kind == 1:
+            end = start + int(self.rng.integers(60, 280)) * 1000
+        plan = SessionPlan(room, host, day, start, max(1, (end - start) // MINUTE_MS), lineup)
+        if is_test:
+            outcome = None
+        else:
+            outcome = run_session(self.world, plan, end, self.rng)
+        title = (
+            self.title(day, lineup)
+            if not is_test or test_kind != 0
+            else str(self.rng.choice(TEST_TITLES))
+        )
+        listed = start + self.rng.integers(
+            -10 * MINUTE_MS, max(1, (end - start) // 2), len(lineup.product)
+        )
+        session = Session(
+            key, sid, room, host, title, start, end, lineup, listed, plan_id, is_test, {}
+        )
+        self.sessions[key] = session
+        if outcome is not None:
+            self.record_outcome(session, outcome)
+            oracle = oracle_gmv(self.world, plan, self.rng)
+        else:
+            session.stats = {
+                "viewers": 0 if test_kind == 2 else int(self.rng.integers(3, 30)),
+                "avg_watch_s": 60.0,
+                "peak_online": 3,
+                "views": 5,
+                "new_followers": 0,
+                "comments": 1,
+                "likes": 2,
+            }
+            self.test_orders(session)
+            oracle = {}
+        self.truth_sessions.append(
+            {
+                "session_key": key,
+                "platform": platform,
+                "session_id": sid,
+                "room_id": room.room_id,
+                "host_id": host,
+                "plan_id": plan_id,
+                "start_time": utc_naive(start),
+                "end_time": utc_naive(end),
+                "is_test": is_test,
+                **oracle,
+            }
+        )
+        if is_test:
+            self.faults.add(
+                "test_session", f"{platform}/{day.isoformat()}/sessions", None, sid, title
+            )
+        self.schedule_session_exports(session, day)
+        return session
+
+    def title(self, day: dt.date, lineup: Lineup) -> str:
+        promo = {(11, 11): "双11狂欢夜", (6, 18): "618年中大促"}.get((day.month, day.day), "")
+        cat = CATEGORIES[
+            int(np.bincount(self.world.catalogue.category_index()[lineup.product]).argmax())
+        ]
+        names = {
+            "kitchen": "厨房好物",
+            "large_appliance": "大家电焕新",
+            "small_appliance": "小家电专场",
+            "personal_care": "个护精选",
+            "smart_home": "智能家居",
+        }
+        extra = ',"限时"秒杀' if self.rng.random() < 0.1 else ""
+        return f"{BRAND}{promo}{names[cat]}{extra}"
+
+    def record_outcome(self, session: Session, outcome) -> None:
+        room, platform = session.room, session.room.platform
+        pool = self.world.pools[room.index]
+        n = len(outcome.viewers)
+        watch = (outcome.leave_ms - outcome.enter_ms) / 1000
+        session.stats = {
+            "viewers": n,
+            "views": int(n + outcome.rejoin.sum()),
+            "peak_online": peak_online(outcome.enter_ms, outcome.leave_ms),
+            "avg_watch_s": round(float(watch.mean()) if n else 0.0, 1),
+            "new_followers": outcome.new_followers,
+            "comments": int((outcome.events["type"] == 2).sum()),
+            "likes": int((outcome.events["type"] == 3).sum()),
+        }
+        self.make_orders(session, outcome)
+        self.emit_events(session, outcome)
+        # Truth: the propensities of the viewers who showed interest (the recommender's examples).
+        pick = outcome.interested[: self.preset.propensity_sample]
+        if len(pick):
+            pc, pa, pp = (p[pick] for p in outcome.propensity)
+            j = len(session.lineup.product)
+            skus = self.world.catalogue.sku[session.lineup.product]
+            self.truth_propensity.append(
+                pd.DataFrame(
+                    {
+                        "session_key": session.key,
+                        "viewer_id": np.repeat(
+                            np.array(pool.ids, dtype=object)[outcome.viewers[pick]], j
+                        ),
+                        "sku": np.tile(skus, len(pick)),
+                        "p_click": pc.ravel().round(5),
+                        "p_cart": (pc * pa).ravel().round(5),
+                        "p_buy": (pc * pa * pp).ravel().round(6),
+                    }
+                )
+            )
+
+    def make_orders(self, session: Session, outcome) -> None:
+        pool = self.world.pools[session.room.index]
+        o = outcome.orders
+        for k in range(len(o["created"])):
+            v = int(outcome.viewers[o["viewer"][k]])
+            p = int(o["product"][k])
+            qty = int(o["qty"][k])
+            unit = int(session.lineup.live_price_fen[p])
+            paid_amount = max(unit * qty - int(session.lineup.coupon_fen[p]), 1)
+            self.add_line(
+                session,
+                pool.ids[v],
+                v,
+                p,
+                qty,
+                unit,
+                paid_amount,
+                int(o["created"][k]),
+                int(o["paid"][k]),
+            )
+
+    def test_orders(self, session: Session) -> None:
+        pool = self.world.pools[session.room.index]
+        for _ in range(int(self.rng.integers(0, 3))):
+            v = int(self.rng.integers(len(pool)))
+            p = int(self.rng.integers(len(session.lineup.product)))
+            unit = int(session.lineup.live_price_fen[p])
+            created = session.start_ms + 30_000
+            self.add_line(session, pool.ids[v], v, p, 1, unit, unit, created, created + 20_000)
+
+    def add_line(self, session, buyer, v, p, qty, unit, paid_amount, created, paid) -> None:
+        platform = session.room.platform
+        province, city = self.world.cities[int(self.world.pools[session.room.index].home[v])]
+        timeline = [(created, "unpaid")]
+        if paid >= 0:
+            shipped = paid + int(self.rng.integers(DAY_MS // 2, 2 * DAY_MS))
+            finished = shipped + int(self.rng.integers(3 * DAY_MS, 7 * DAY_MS))
+            timeline += [(paid, "paid"), (shipped, "shipped"), (finished, "finished")]
+        else:
+            timeline.append((created + 30 * MINUTE_MS, "closed"))
+        line = {
+            "order_id": self.new_order_id(platform),
+            "session_id": session.session_id,
+            "sku": str(self.world.catalogue.sku[session.lineup.product[p]]),
+            "buyer_id": buyer,
+            "phone": f"1{3 + v % 7}{(v * 7919 + 12345678) % 10**9:09d}",
+            "province": province,
+            "city": city,
+            "address": f"{city}{STREETS[v % len(STREETS)]}{v % 300 + 1}号{v % 20 + 1}栋{v % 30 + 101}室",
+            "quantity": qty,
+            "unit_price": unit,
+            "paid": paid_amount,
+            "created_ms": created,
+            "paid_ms": paid,
+            "timeline": timeline,
+            "session_key": session.key,
+        }
+        if paid >= 0 and self.rng.random() < 0.07:
+            self.make_refunds(line)
+        session.lines.append(line)
+        self.schedule_order_exports(line)
+
+    def make_refunds(self, line: dict) -> None:
+        platform = line["session_key"].split(":")[0]
+        when = line["paid_ms"] + int(self.rng.integers(DAY_MS // 4, 10 * DAY_MS))
+        full = self.rng.random() < 0.7
+        amounts = (
+            [line["paid"]] if full else [max(1, int(line["paid"] * self.rng.uniform(0.1, 0.5)))]
+        )
+        if not full and self.rng.random() < 0.2:
+            amounts.append(max(1, int((line["paid"] - amounts[0]) * self.rng.uniform(0.1, 0.5))))
+        for i, amount in enumerate(amounts):
+            at = when + i * int(self.rng.integers(DAY_MS // 2, 3 * DAY_MS))
+            refund = {
+                "refund_id": self.new_refund_id(platform),
+                "order_id": line["order_id"],
+                "amount": amount,
+                "refunded_ms": at,
+                "reason": str(self.rng.choice(REFUND_REASONS)),
+                "platform": platform,
+            }
+            self.refund_exports[local_date(at)].append(refund)
+        if full:
+            line["timeline"] = [t for t in line["timeline"] if t[0] < when] + [(when, "closed")]
+
+    def schedule_order_exports(self, line: dict) -> None:
+        """A line lands whole in its creation date's folder and again each date it changes."""
+        dates = sorted({local_date(ts) for ts, _ in line["timeline"]})
+        held_back = self.rng.random() < self.rates.partial_orders
+        for i, day in enumerate(dates):
+            if i == 0 and held_back:
+                # The platform's export left this line out: it first lands a day later.
+                later = day + dt.timedelta(days=1)
+                self.order_exports[later].append(
+                    {"line": line, "as_of": day, "fault": "partial_orders"}
+                )
+                continue
+            self.order_exports[day].append({"line": line, "as_of": day, "fault": None})
+
+    def schedule_session_exports(self, session: Session, day: dt.date) -> None:
+        cut = local_midnight_ms(day + dt.timedelta(days=1))
+        if session.end_ms > cut:
+            self.session_exports[day].append((session, "live"))
+            self.session_exports[day + dt.timedelta(days=1)].append((session, "final"))
+        else:
+            self.session_exports[day].append((session, "final"))
+            if self.rng.random() < self.rates.changed_reexport:
+                self.session_exports[day + dt.timedelta(days=1)].append((session, "revised"))
+
+    # ----------------------------------------------------------------------------- events
+
+    def emit_events(self, session: Session, outcome) -> None:
+        ev = outcome.events
+        platform = session.room.platform
+        pool = self.world.pools[session.room.index]
+        rates, rng = self.rates, self.rng
+        n = len(ev["ts"])
+        ids = np.array(pool.ids, dtype=object)[outcome.viewers]
+        viewer_json = np.array([f'"{v}"' for v in ids] + ["null"], dtype=object)
+        os_idx = pool.os[outcome.viewers]
+        client = np.array(
+            [
+                f'{{"os":"{OS_NAMES[o]}","app_version":"5.{2 + o}.{v % 9}"}}'
+                for o, v in zip(os_idx, outcome.viewers)
+            ]
+            + ['{"os":"android","app_version":"5.0.0"}'],
+            dtype=object,
+        )
+        ts, typ, viewer, product, text = (
+            ev["ts"],
+            ev["type"].astype(np.int64),
+            ev["viewer"],
+            ev["product"],
+            ev["text"],
+        )
+        # Bots: a viewer that fires hundreds of events a minute.
+        if rng.random() < rates.bot_session:
+            k = int(rng.integers(300, 900))
+            b_start = session.start_ms + int(
+                rng.integers(0, max(1, session.end_ms - session.start_ms - 5 * MINUTE_MS))
+            )
+            bot_pos = len(viewer_json) - 1  # the bot has its own id and client
+            bot_id = f'"bot{int(rng.integers(10**8, 10**9))}"'
+            viewer_json = np.concatenate([viewer_json[:-1], [bot_id, "null"]]).astype(object)
+            client = np.concatenate(
+                [client[:-1], ['{"os":"android","app_version":"4.9.0"}', client[-1]]]
+            ).astype(object)
+            ts = np.concatenate([ts, b_start + np.sort(rng.integers(0, 3 * MINUTE_MS, k))])
+            typ = np.concatenate([typ, rng.choice([3, 6, 2], k, p=[0.6, 0.3, 0.1])])
+            viewer = np.concatenate([viewer, np.full(k, bot_pos)])
+            product = np.concatenate([product, rng.integers(0, len(session.lineup.product), k)])
+            product[-k:][typ[-k:] != 6] = -1
+            text = np.concatenate([text, np.where(typ[-k:] == 2, 6, -1)])
+            self.faults.add(
+                "bot_viewer", f"events/{local_date(b_start)}", None, bot_id.strip('"'), session.key
+            )
+            n = len(ts)
+        fault = np.full(n, "", dtype=object)
+        u = rng.random((n, 4))
+        oow = u[:, 0] < rates.event_out_of_window
+        ts = ts.copy()
+        ts[oow] = np.where(u[oow, 1] < 0.5, session.start_ms - rng.integers(15, 90, oow.sum()) * MINUTE_MS,
+                           session.end_ms + rng.integers(15, 90, oow.sum()) * MINUTE_MS)  # fmt: skip
+        fault[oow] = "event_out_of_window"
+        type_names = np.array([*EVENT_TYPES, "gift_sent"], dtype=object)
+        unknown = (u[:, 2] < rates.event_unknown_type) & (fault == "")
+        typ = np.where(unknown, len(EVENT_TYPES), typ)
+        fault[unknown] = "event_unknown_type"
+        no_viewer = (u[:, 3] < rates.event_no_viewer) & (fault == "")
+        viewer = np.where(no_viewer, len(viewer_json) - 1, viewer)
+        fault[no_viewer] = "event_no_viewer"
+        order = np.argsort(ts, kind="stable")
+        ts, typ, viewer, product, text, fault = (
+            a[order] for a in (ts, typ, viewer, product, text, fault)
+        )
+        eid = rng.integers(0, 2**63, (n, 2))
+        event_ids = [f"{a:016x}{b:016x}" for a, b in eid.tolist()]
+        local = (ts + 8 * 3_600_000).astype("datetime64[ms]")
+        ts_text = np.char.add(np.datetime_as_string(local, unit="ms"), "+08:00").tolist()
+        skus = np.array(
+            [f'"{s}"' for s in self.world.catalogue.sku[session.lineup.product]] + ["null"],
+            dtype=object,
+        )
+        texts = np.array(
+            [json.dumps(c, ensure_ascii=False) for c in COMMENTS] + ["null"], dtype=object
+        )
+        head = f'","platform":"{platform}","session_id":"{session.session_id}","viewer_id":'
+        lines = [
+            f'{{"event_id":"{e}","ts":"{t}{head}{v},"type":"{ty}","sku":{s},"text":{tx},"client":{c}}}'
+            for e, t, v, ty, s, tx, c in zip(
+                event_ids,
+                ts_text,
+                viewer_json[viewer].tolist(),
+                type_names[typ].tolist(),
+                skus[product].tolist(),
+                texts[text].tolist(),
+                client[viewer].tolist(),
+                strict=True,
+            )
+        ]
+        day_of = (ts + 8 * 3_600_000) // DAY_MS
+        lateness = np.where(rng.random(n) < rates.event_late, rng.integers(1, 3, n), 0)
+        dup = rng.random(n) < rates.event_duplicate
+        folder_day = day_of + lateness
+        epoch = dt.date(1970, 1, 1)
+        for fd in np.unique(folder_day):
+            sel = np.flatnonzero(folder_day == fd)
+            chunk = [lines[i] for i in sel]
+            tags = [(k, fault[i], event_ids[i]) for k, i in enumerate(sel) if fault[i]]
+            tags += [(k, "event_late", event_ids[i]) for k, i in enumerate(sel) if lateness[i]]
+            for i in sel[dup[sel]]:  # a second delivery of the same event, later in the stream
+                tags.append((len(chunk), "event_duplicate", event_ids[i]))
+                chunk.append(lines[i])
+            target = epoch + dt.timedelta(days=int(fd))
+            self.event_buffer[target][platform].append((chunk, tags))
+        self.event_count += n + int(dup.sum())
+
+    # ----------------------------------------------------------------------------- exports
+
+    def export_day(self, day: dt.date) -> None:
+        landed_at = (
+            local_midnight_ms(day + dt.timedelta(days=1))
+            + int(self.rng.integers(30, 110)) * MINUTE_MS
+        )
+        for platform in ("douyin", "taobao", "jd"):
+            late = self.rng.random() < self.rates.late_folder
+            landed = landed_at + (int(self.rng.integers(1, 4)) * DAY_MS if late else 0)
+            folder = self.landing / platform / day.isoformat()
+            self.write_sessions(platform, day)
+            self.write_orders(platform, day)
+            self.write_refunds(platform, day)
+            if late:
+                self.faults.add(
+                    "late_folder",
+                    f"{platform}/{day.isoformat()}",
+                    None,
+                    platform,
+                    f"landed {utc_naive(landed)} UTC",
+                )
+            self.folders.append(
+                {
+                    "folder": f"{platform}/{day.isoformat()}",
+                    "landed_at": utc_naive(landed),
+                    "late": late,
+                }
+            )
+            if landed <= self.as_of_ms:
+                mark_success(folder)
+
+    def session_row(self, session: Session, kind: str, day: dt.date) -> dict:
+        cut = local_midnight_ms(day + dt.timedelta(days=1))
+        stats = dict(session.stats)
+        end: int | None = session.end_ms
+        if kind == "live":
+            share = (cut - session.start_ms) / max(1, session.end_ms - session.start_ms)
+            stats = {k: (int(v * share) if isinstance(v, int) else v) for k, v in stats.items()}
+            end = None
+        if kind == "revised":
+            stats["views"] = int(stats["views"] * 1.03) + 1
+            stats["likes"] = int(stats["likes"] * 1.05) + 1
+        paid = [ln for ln in session.lines if 0 <= ln["paid_ms"] <= cut]
+        return {
+            "session_id": session.session_id,
+            "room_id": session.room.room_id,
+            "room_name": session.room.room_name,
+            "host_id": session.host_id,
+            "title": session.title,
+            "start_time": session.start_ms,
+            "end_time": end,
+            "gmv": sum(ln["paid"] for ln in paid),
+            "orders": len(paid),
+            **stats,
+        }
+
+    def write_sessions(self, platform: str, day: dt.date) -> None:
+        todo = [(s, k) for s, k in self.session_exports.get(day, []) if s.room.platform == platform]
+        rows = [self.session_row(s, k, day) for s, k in todo]
+        tags = [
+            [("still_live", "end time empty")]
+            if k == "live"
+            else [("changed_reexport", "revised values")]
+            if k == "revised"
+            else []
+            for _, k in todo
+        ]
+        cols = [
+            f
+            for f in (
+                "session_id",
+                "room_id",
+                "room_name",
+                "host_id",
+                "title",
+                "start_time",
+                "end_time",
+                "viewers",
+                "views",
+                "peak_online",
+                "avg_watch_s",
+                "new_followers",
+                "comments",
+                "likes",
+                "gmv",
+                "orders",
+            )
+        ]
+        frame = pd.DataFrame(rows, columns=cols)
+        self._write(platform, "sessions", day, frame, tags)
+        lineup_rows = []
+        cat = self.world.catalogue
+        for s, _ in todo:
+            lu = s.lineup
+            for i in range(len(lu.product)):
+                lineup_rows.append(
+                    {
+                        "session_id": s.session_id,
+                        "sku": str(cat.sku[lu.product[i]]),
+                        "listed_at": int(s.listed_ms[i]),
+                        "live_price": int(lu.live_price_fen[i]),
+                        "strike_price": int(lu.strike_price_fen[i]),
+                        "coupon": int(lu.coupon_fen[i]) if lu.coupon_fen[i] else None,
+                        "stock": int(lu.stock[i]),
+                    }
+                )
+        frame = pd.DataFrame(
+            lineup_rows,
+            columns=[
+                "session_id",
+                "sku",
+                "listed_at",
+                "live_price",
+                "strike_price",
+                "coupon",
+                "stock",
+            ],
+        )
+        frame["coupon"] = frame["coupon"].astype("Int64")
+        self._write(platform, "lineup", day, frame, None)
+
+    def write_orders(self, platform: str, day: dt.date) -> None:
+        cut = local_midnight_ms(day + dt.timedelta(days=1))
+        entries = [
+            e
+            for e in self.order_exports.get(day, [])
+            if e["line"]["session_key"].startswith(platform + ":")
+        ]
+        rows, tags = [], []
+        for e in entries:
+            line = e["line"]
+            status = [s for ts, s in line["timeline"] if ts < cut][-1]
+            rows.append(
+                {
+                    **{
+                        k: line[k]
+                        for k in (
+                            "order_id",
+                            "session_id",
+                            "sku",
+                            "buyer_id",
+                            "phone",
+                            "province",
+                            "city",
+                            "address",
+                            "quantity",
+                            "unit_price",
+                            "paid",
+                        )
+                    },
+                    "created_at": line["created_ms"],
+                    "paid_at": line["paid_ms"] if 0 <= line["paid_ms"] < cut else None,
+                    "status": status,
+                }
+            )
+            tags.append([(e["fault"], "held back from its creation folder")] if e["fault"] else [])
+        cols = [
+            "order_id",
+            "session_id",
+            "sku",
+            "buyer_id",
+            "phone",
+            "province",
+            "city",
+            "address",
+            "quantity",
+            "unit_price",
+            "paid",
+            "created_at",
+            "paid_at",
+            "status",
+        ]
+        self._write(platform, "orders", day, pd.DataFrame(rows, columns=cols), tags)
+
+    def write_refunds(self, platform: str, day: dt.date) -> None:
+        rows = [
+            {
+                "refund_id": r["refund_id"],
+                "order_id": r["order_id"],
+                "amount": r["amount"],
+                "refunded_at": r["refunded_ms"],
+                "reason": r["reason"],
+            }
+            for r in self.refund_exports.get(day, [])
+            if r["platform"] == platform
+        ]
+        self._write(
+            platform,
+            "refunds",
+            day,
+            pd.DataFrame(
+                rows, columns=["refund_id", "order_id", "amount", "refunded_at", "reason"]
+            ),
+            None,
+        )
+
+    def _write(self, platform, table, day, frame, tags) -> None:
+        for c in frame.columns:
+            if c.endswith(("_time", "_at")):  # epoch ms -> UTC datetimes
+                frame[c] = pd.to_datetime(frame[c].astype("float64"), unit="ms")
+        write_platform_export(
+            self.landing, platform, table, day, frame, self.rates, self.rng, self.faults, tags
+        )
+
+    def export_events(self, day: dt.date) -> None:
+        parts = EventParts(self.landing, day, self.preset.events_per_part, self.faults)
+        buffered = self.event_buffer.pop(day, {})
+        for platform in ("douyin", "taobao", "jd"):
+            for chunk, tags in buffered.get(platform, []):
+                parts.write(platform, chunk, tags)
+        parts.close()
+        mark_success(parts.folder)
+
+    def export_plans(self, day: dt.date) -> None:
+        exported_at = dt.datetime(day.year, day.month, day.day, 21, 5, tzinfo=TZ)
+        sessions, lineups = [], []
+        for ahead in range(1, PLAN_HORIZON + 1):
+            target = day + dt.timedelta(days=ahead)
+            for plan in self.plans_by_day.get(target, []):
+                if plan.cancelled_on is not None and plan.cancelled_on <= day:
+                    continue
+                host, lineup = plan.version_at(day)
+                growth = 1 - 0.12 * (ahead - 1)
+                reservations = int(plan.reservations * growth * self.rng.uniform(0.95, 1.05))
+                sessions.append(
+                    {
+                        "plan_id": plan.plan_id,
+                        "platform": plan.room.platform,
+                        "room_id": plan.room.room_id,
+                        "host_id": host,
+                        "planned_start": dt.datetime.fromtimestamp(
+                            plan.start_ms / 1000, TZ
+                        ).isoformat(),
+                        "planned_minutes": plan.minutes,
+                        "reservations": max(0, reservations),
+                        "exported_at": exported_at.isoformat(),
+                    }
+                )
+                for i, p in enumerate(lineup.product):
+                    lineups.append(
+                        {
+                            "plan_id": plan.plan_id,
+                            "sku": str(self.world.catalogue.sku[p]),
+                            "planned_price": f"{lineup.live_price_fen[i] / 100:.2f}",
+                            "coupon": f"{lineup.coupon_fen[i] / 100:.2f}"
+                            if lineup.coupon_fen[i]
+                            else "",
+                        }
+                    )
+        folder = self.landing / "plan" / day.isoformat()
+        folder.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(
+            sessions,
+            columns=[
+                "plan_id",
+                "platform",
+                "room_id",
+                "host_id",
+                "planned_start",
+                "planned_minutes",
+                "reservations",
+                "exported_at",
+            ],
+        ).to_csv(folder / "planned_sessions.csv", index=False, lineterminator="\n")
+        pd.DataFrame(lineups, columns=["plan_id", "sku", "planned_price", "coupon"]).to_csv(
+            folder / "planned_lineup.csv", index=False, lineterminator="\n"
+        )
+        mark_success(folder)
+
+    def export_catalogue(self, day: dt.date, first: bool) -> None:
+        cat = self.world.catalogue
+        changes = cat.price_changes.get(day, [])
+        for idx, fen in changes:
+            cat.list_price_fen[idx] = fen
+        horizon = day + dt.timedelta(days=14)
+        launching = any(d == horizon for d in cat.launch_date)
+        if not (first or changes or launching):
+            return
+        listed = np.array([d <= horizon for d in cat.launch_date])
+        frame = pd.DataFrame(
+            {
+                "sku": cat.sku[listed],
+                "brand": BRAND,
+                "category": cat.category[listed],
+                "subcategory": cat.subcategory[listed],
+                "list_price": [f"{v / 100:.2f}" for v in cat.list_price_fen[listed]],
+                "energy_grade": [str(g) if g else "" for g in cat.energy_grade[listed]],
+                "launch_date": [
+                    d.isoformat() for d, keep in zip(cat.launch_date, listed, strict=True) if keep
+                ],
+            }
+        )
+        folder = self.landing / "catalog" / day.isoformat()
+        folder.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(folder / "products.csv", index=False, lineterminator="\n")
+        mark_success(folder)
+
+    # ----------------------------------------------------------------------------- run
+
+    def run(self) -> dict:
+        t0 = time.perf_counter()
+        self.make_plans()
+        for i, day in enumerate(self.preset.dates):
+            self.export_catalogue(day, first=i == 0)
+            self.realise_day(day)
+            self.export_day(day)
+            self.export_events(day)
+            self.export_plans(day)
+            if (i + 1) % 30 == 0 or i + 1 == self.preset.days:
+                log.info(
+                    "simulated %s (%d/%d days, %d events so far)",
+                    day,
+                    i + 1,
+                    self.preset.days,
+                    self.event_count,
+                )
+        self.write_truth()
+        return {
+            "days": self.preset.days,
+            "sessions": len(self.sessions),
+            "events": self.event_count,
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
+
+    def write_truth(self) -> None:
+        self.truth.mkdir(parents=True, exist_ok=True)
+        end_cut = local_midnight_ms(self.preset.end + dt.timedelta(days=1))
+        sessions = pd.DataFrame(self.truth_sessions)
+        landed = {}
+        for s in self.sessions.values():
+            # What the landed exports can show: lines whose paid_at landed by the last folder.
+            landed[s.key] = sum(ln["paid"] for ln in s.lines if 0 <= ln["paid_ms"] < end_cut) / 100
+        sessions["paid_gmv"] = sessions["session_key"].map(
+            {
+                k: sum(ln["paid"] for ln in s.lines if ln["paid_ms"] >= 0) / 100
+                for k, s in self.sessions.items()
+            }
+        )
+        sessions["paid_gmv_landed"] = sessions["session_key"].map(landed)
+        sessions.to_csv(self.truth / "sessions.csv", index=False, lineterminator="\n")
+        plans = []
+        for plan in self.plans.values():
+            host, lineup = plan.version_at(plan.day)
+            oracle = oracle_gmv(
+                self.world,
+                SessionPlan(plan.room, host, plan.day, plan.start_ms, plan.minutes, lineup),
+                self.rng,
+            )
+            plans.append(
+                {
+                    "plan_id": plan.plan_id,
+                    "platform": plan.room.platform,
+                    "room_id": plan.room.room_id,
+                    "host_id": host,
+                    "planned_start": utc_naive(plan.start_ms),
+                    "cancelled": plan.cancelled_on is not None,
+                    "session_key": plan.session_key,
+                    **oracle,
+                }
+            )
+        pd.DataFrame(plans).to_csv(self.truth / "plans.csv", index=False, lineterminator="\n")
+        if self.truth_propensity:
+            pd.concat(self.truth_propensity, ignore_index=True).to_parquet(
+                self.truth / "propensities.parquet", index=False
+            )
+        self.faults.frame().to_csv(self.truth / "faults.csv", index=False, lineterminator="\n")
+        pd.DataFrame(self.folders).to_csv(
+            self.truth / "folders.csv", index=False, lineterminator="\n"
+        )
+        manifest = {
+            "preset": self.preset.name,
+            "start": self.preset.start.isoformat(),
+            "end": self.preset.end.isoformat(),
+            "sessions": len(self.sessions),
+            "events": self.event_count,
+            "faults": self.faults.frame()["kind"].value_counts().sort_index().to_dict(),
+        }
+        (self.truth / "manifest.json").write_text(
+            json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+        )
+
+
+def simulate(preset: Preset, out: Path, seed: int = 7, as_of: dt.datetime | None = None) -> dict:
+    """Write the landing zone and the truth for `preset` under `out`; return a summary."""
+    return Simulation(preset, Path(out), seed, as_of).run()

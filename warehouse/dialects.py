@@ -1,0 +1,571 @@
+"""The three platform dialects of the landing-zone contract, read and written in one place.
+
+Every platform exports the same logical records (sessions, lineup, orders, refunds) with its
+own headers, encodings, time and money formats. `read_platform_file` turns one export into a
+typed frame of logical columns plus a quarantine frame of the rows that could not be typed;
+`write_platform_file` is its inverse, used by the simulator.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+PLATFORMS = ("douyin", "taobao", "jd")
+PLATFORM_TABLES = ("sessions", "lineup", "orders", "refunds")
+LOCAL_TZ = "Asia/Shanghai"
+LOCAL_OFFSET = pd.Timedelta(hours=8)  # China has no daylight saving time.
+
+
+@dataclass(frozen=True)
+class Field:
+    """One logical field: its type and whether an empty value is allowed."""
+
+    name: str
+    kind: str  # text | id | int | number | money | time | status
+    optional: bool = False
+
+
+def _fields(*specs: str) -> tuple[Field, ...]:
+    out = []
+    for spec in specs:
+        name, kind, *flags = spec.split(":")
+        out.append(Field(name, kind, optional="opt" in flags))
+    return tuple(out)
+
+
+LOGICAL_FIELDS: dict[str, tuple[Field, ...]] = {
+    "sessions": _fields(
+        "session_id:id",
+        "room_id:id",
+        "room_name:text:opt",
+        "host_id:id",
+        "title:text:opt",
+        "start_time:time",
+        "end_time:time:opt",
+        "viewers:int",
+        "views:int",
+        "peak_online:int",
+        "avg_watch_s:number",
+        "new_followers:int",
+        "comments:int",
+        "likes:int",
+        "gmv:money",
+        "orders:int",
+    ),
+    "lineup": _fields(
+        "session_id:id",
+        "sku:id",
+        "listed_at:time",
+        "live_price:money",
+        "strike_price:money",
+        "coupon:money:opt",
+        "stock:int",
+    ),
+    "orders": _fields(
+        "order_id:id",
+        "session_id:id",
+        "sku:id",
+        "buyer_id:id",
+        "phone:text:opt",
+        "province:text:opt",
+        "city:text:opt",
+        "address:text:opt",
+        "quantity:int",
+        "unit_price:money",
+        "paid:money",
+        "created_at:time",
+        "paid_at:time:opt",
+        "status:status",
+    ),
+    "refunds": _fields(
+        "refund_id:id",
+        "order_id:id",
+        "amount:money",
+        "refunded_at:time",
+        "reason:text:opt",
+    ),
+}
+
+# Personal fields: never past the clean layer, masked in quarantine.
+PERSONAL_FIELDS = frozenset({"phone", "address"})
+
+_HEADERS: dict[str, dict[str, tuple[str, ...]]] = {
+    "douyin": {
+        "sessions": (
+            "直播场次ID", "直播间ID", "直播间名称", "主播编码", "直播标题", "开播时间", "关播时间",
+            "观看人数", "观看人次", "最高在线人数", "人均观看时长(秒)", "新增粉丝数", "评论次数",
+            "点赞次数", "成交金额(元)", "成交订单数",
+        ),
+        "lineup": (
+            "直播场次ID", "商家编码", "上架时间", "直播价(元)", "划线价(元)", "优惠券(元)", "库存",
+        ),
+        "orders": (
+            "订单编号", "直播场次ID", "商家编码", "买家ID", "收件人手机号", "省份", "城市",
+            "详细地址", "商品数量", "商品单价(元)", "实付金额(元)", "下单时间", "支付时间",
+            "订单状态",
+        ),
+        "refunds": ("售后单号", "订单编号", "退款金额(元)", "退款时间", "售后原因"),
+    },
+    "taobao": {
+        "sessions": (
+            "场次ID", "直播间ID", "直播间", "主播", "标题", "开始时间", "结束时间", "观看UV",
+            "观看PV", "峰值在线", "人均停留(秒)", "涨粉数", "评论数", "点赞数", "成交金额",
+            "成交笔数",
+        ),
+        "lineup": ("场次ID", "商家编码", "上架时间", "直播价", "原价", "券面额", "库存"),
+        "orders": (
+            "订单号", "场次ID", "商家编码", "买家昵称ID", "手机", "省", "市", "地址", "数量",
+            "单价", "实付", "创建时间", "付款时间", "状态",
+        ),
+        "refunds": ("退款编号", "订单号", "退款金额", "退款完结时间", "退款原因"),
+    },
+    "jd": {
+        "sessions": (
+            "live_id", "room_id", "room_name", "anchor_code", "title", "start_ms", "end_ms", "uv",
+            "pv", "max_online", "avg_stay_sec", "fans_gained", "comment_cnt", "like_cnt",
+            "gmv_fen", "order_cnt",
+        ),
+        "lineup": (
+            "live_id", "outer_sku_id", "shelf_ms", "live_price_fen", "market_price_fen",
+            "coupon_fen", "stock",
+        ),
+        "orders": (
+            "order_id", "live_id", "outer_sku_id", "pin", "mobile", "province", "city", "address",
+            "num", "price_fen", "pay_fen", "create_ms", "pay_ms", "state",
+        ),
+        "refunds": ("refund_id", "order_id", "refund_fen", "finish_ms", "reason"),
+    },
+}  # fmt: skip
+
+_STATUSES: dict[str, dict[str, str]] = {
+    "douyin": {
+        "待支付": "unpaid", "已支付": "paid", "已发货": "shipped", "已完成": "finished",
+        "已取消": "closed",
+    },
+    "taobao": {
+        "等待买家付款": "unpaid", "买家已付款": "paid", "卖家已发货": "shipped",
+        "交易成功": "finished", "交易关闭": "closed",
+    },
+    "jd": {"0": "unpaid", "1": "paid", "2": "shipped", "3": "finished", "9": "closed"},
+}  # fmt: skip
+ORDER_STATUSES = ("unpaid", "paid", "shipped", "finished", "closed")
+
+
+@dataclass(frozen=True)
+class Dialect:
+    platform: str
+    file_format: str  # csv | jsonl
+    encoding: str
+    time_format: str | None  # strftime of local times; None: epoch ms UTC
+    thousands: bool  # money written with thousands separators
+    quote_all: bool
+    headers: dict[str, tuple[str, ...]] = field(repr=False)
+    statuses: dict[str, str] = field(repr=False)
+
+    @property
+    def extension(self) -> str:
+        return "csv" if self.file_format == "csv" else "jsonl"
+
+    def header_map(self, table: str) -> dict[str, str]:
+        """Logical field name -> this platform's header."""
+        names = [f.name for f in LOGICAL_FIELDS[table]]
+        return dict(zip(names, self.headers[table], strict=True))
+
+    def file_name(self, table: str) -> str:
+        return f"{table}.{self.extension}"
+
+
+DIALECTS: dict[str, Dialect] = {
+    "douyin": Dialect(
+        "douyin", "csv", "utf-8-sig", "%Y-%m-%d %H:%M:%S", False, False,
+        _HEADERS["douyin"], _STATUSES["douyin"],
+    ),
+    "taobao": Dialect(
+        "taobao", "csv", "gb18030", "%Y/%m/%d %H:%M:%S", True, True,
+        _HEADERS["taobao"], _STATUSES["taobao"],
+    ),
+    "jd": Dialect("jd", "jsonl", "utf-8", None, False, False, _HEADERS["jd"], _STATUSES["jd"]),
+}  # fmt: skip
+
+
+class SchemaDriftError(ValueError):
+    """A required column is missing or renamed: the whole platform-date cannot be read."""
+
+    def __init__(self, path: Path | str, missing: list[str], present: list[str]):
+        self.path = str(path)
+        self.missing = missing
+        self.present = present
+        super().__init__(
+            f"{self.path}: required column(s) {', '.join(repr(m) for m in missing)} missing "
+            f"(columns present: {', '.join(present)})"
+        )
+
+
+@dataclass
+class ParsedFile:
+    """One export read: typed rows, the rows that could not be typed, and what else was seen."""
+
+    rows: pd.DataFrame  # logical columns + `line`
+    quarantine: pd.DataFrame  # line, field, reason, raw (personal fields masked)
+    raw_rows: int
+    extra_columns: list[str]
+
+
+QUARANTINE_COLUMNS = ["line", "field", "reason", "raw"]
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def read_platform_file(path: Path | str, platform: str, table: str) -> ParsedFile:
+    """Read one platform export into typed logical columns; bad rows go to quarantine.
+
+    Raises SchemaDriftError when a required column (jd: key) is absent from the whole file.
+    """
+    dialect = DIALECTS[platform]
+    path = Path(path)
+    data = path.read_bytes()
+    if dialect.file_format == "csv":
+        raw, bad, extra = _read_csv(data, path, dialect, table)
+    else:
+        raw, bad, extra = _read_jsonl(data, path, dialect, table)
+    rows, bad_values = _type_columns(raw, dialect, table)
+    quarantine = pd.DataFrame(bad + bad_values, columns=QUARANTINE_COLUMNS)
+    raw_rows = len(raw) + len(bad)
+    return ParsedFile(rows, quarantine.sort_values("line", ignore_index=True), raw_rows, extra)
+
+
+def _check_columns(path: Path, dialect: Dialect, table: str, present: Iterable[str]) -> list[str]:
+    present = list(present)
+    expected = dialect.headers[table]
+    missing = [h for h in expected if h not in present]
+    if missing:
+        raise SchemaDriftError(path, missing, present)
+    return [c for c in present if c not in expected]
+
+
+def _mask(record: dict[str, object]) -> str:
+    masked = {
+        k: ("***" if k in PERSONAL_FIELDS and v not in (None, "") else v) for k, v in record.items()
+    }
+    return json.dumps(masked, ensure_ascii=False, default=str)
+
+
+def _read_csv(data: bytes, path: Path, dialect: Dialect, table: str):
+    try:
+        text = data.decode(dialect.encoding)
+    except UnicodeDecodeError as exc:
+        # Keep going line by line: an undecodable byte spoils its row, not the file.
+        text = data.decode(dialect.encoding, errors="replace")
+        if not text.strip():
+            raise ValueError(f"{path}: not {dialect.encoding} text ({exc})") from exc
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration as exc:
+        raise SchemaDriftError(path, list(dialect.headers[table]), []) from exc
+    header = [h.strip() for h in header]
+    extra = _check_columns(path, dialect, table, header)
+    hmap = dialect.header_map(table)
+    logical = list(hmap)
+    positions = [header.index(hmap[name]) for name in logical]
+    good_lines: list[int] = []
+    good_values: list[list[str]] = []
+    bad: list[tuple] = []
+    width = len(header)
+    for line, record in enumerate(reader, start=2):
+        if not record:  # a blank line is not a record
+            continue
+        as_dict = {
+            name: (record[p] if p < len(record) else None) for name, p in zip(logical, positions)
+        }
+        if len(record) != width:
+            reason = f"wrong field count: {len(record)} fields, header has {width}"
+            bad.append((line, None, reason, _mask(as_dict)))
+            continue
+        if any("\ufffd" in v for v in record):
+            bad.append((line, None, f"bytes that are not {dialect.encoding}", _mask(as_dict)))
+            continue
+        good_lines.append(line)
+        good_values.append([record[p] for p in positions])
+    raw = pd.DataFrame(good_values, columns=logical, dtype="str")
+    raw.insert(0, "line", pd.array(good_lines, dtype="int64"))
+    return raw, bad, extra
+
+
+def _read_jsonl(data: bytes, path: Path, dialect: Dialect, table: str):
+    hmap = dialect.header_map(table)
+    logical = list(hmap)
+    keys = [hmap[n] for n in logical]
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    seen_keys: dict[str, None] = {}
+    parsed: list[tuple[int, dict | None, str]] = []
+    for line, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            obj = json.loads(text)
+            if not isinstance(obj, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            parsed.append((line, None, f"malformed JSON line: {exc}"[:200]))
+            continue
+        seen_keys.update(dict.fromkeys(obj))
+        parsed.append((line, obj, ""))
+    present = list(seen_keys) if parsed else list(keys)
+    extra = _check_columns(path, dialect, table, present) if any(p[1] for p in parsed) else []
+    good_lines: list[int] = []
+    good_values: list[list[object]] = []
+    bad: list[tuple] = []
+    for line, obj, error in parsed:
+        if obj is None:
+            bad.append(
+                (line, None, error, json.dumps({"text": lines[line - 1][:500]}, ensure_ascii=False))
+            )
+            continue
+        absent = [k for k in keys if k not in obj]
+        if absent:
+            record = {n: obj.get(k) for n, k in zip(logical, keys)}
+            bad.append(
+                (line, hmap_inverse(hmap)[absent[0]], f"key {absent[0]!r} absent", _mask(record))
+            )
+            continue
+        good_lines.append(line)
+        good_values.append([obj[k] for k in keys])
+    raw = pd.DataFrame(good_values, columns=logical, dtype=object)
+    raw.insert(0, "line", pd.array(good_lines, dtype="int64"))
+    return raw, bad, extra
+
+
+def hmap_inverse(hmap: dict[str, str]) -> dict[str, str]:
+    return {v: k for k, v in hmap.items()}
+
+
+_MONEY_PLAIN = r"\d+\.\d{2}"
+_MONEY_THOUSANDS = r"\d{1,3}(?:,\d{3})*\.\d{2}|\d+\.\d{2}"
+_INT = r"\d+"
+_NUMBER = r"\d+(?:\.\d+)?"
+
+
+def _type_columns(raw: pd.DataFrame, dialect: Dialect, table: str):
+    """Convert raw strings (or JSON values) to typed columns; return (typed rows, bad tuples)."""
+    out = pd.DataFrame({"line": raw["line"]})
+    problems = pd.Series("", index=raw.index, dtype="str")
+    problem_field = pd.Series("", index=raw.index, dtype="str")
+
+    def flag(mask: pd.Series, name: str, reason: str) -> None:
+        new = mask & (problems == "")
+        problems[new] = reason
+        problem_field[new] = name
+
+    for f in LOGICAL_FIELDS[table]:
+        values = raw[f.name]
+        is_json = dialect.file_format == "jsonl"
+        text = _as_text(values)
+        empty = values.isna() | (text.str.strip() == "")
+        if not f.optional and f.kind not in ("text",):
+            flag(empty, f.name, f"{f.name} is empty")
+        typed, invalid, negative = _convert(f, text, values, empty, dialect, is_json)
+        flag(invalid, f.name, f"{f.name} unparseable: " + text.where(invalid, "").str.slice(0, 40))
+        flag(negative, f.name, f"{f.name} negative: " + text.where(negative, ""))
+        out[f.name] = typed
+    bad_mask = problems != ""
+    bad: list[tuple] = []
+    if bad_mask.any():
+        logical = [f.name for f in LOGICAL_FIELDS[table]]
+        for idx in np.flatnonzero(bad_mask.to_numpy()):
+            record = {n: _jsonable(raw[n].iloc[idx]) for n in logical}
+            bad.append(
+                (
+                    int(raw["line"].iloc[idx]),
+                    problem_field.iloc[idx],
+                    problems.iloc[idx],
+                    _mask(record),
+                )
+            )
+    return out[~bad_mask].reset_index(drop=True), bad
+
+
+def _jsonable(value: object) -> object:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return value if isinstance(value, (int, float, str, bool)) else str(value)
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    if values.dtype == object:
+        return values.map(lambda v: "" if v is None else str(v)).astype("str")
+    return values.fillna("").astype("str")
+
+
+def _convert(
+    f: Field, text: pd.Series, values: pd.Series, empty: pd.Series, dialect: Dialect, is_json: bool
+):
+    none = pd.Series(False, index=text.index)
+    stripped = text.str.strip()
+    if f.kind in ("text", "id"):
+        typed = stripped.where(~empty, None).astype("str")
+        if is_json and f.kind == "id":
+            # jd ids are JSON strings; a number where a string belongs is a malformed row.
+            not_str = ~values.map(lambda v: v is None or isinstance(v, str)).astype(bool)
+            return typed, not_str & ~empty, none
+        return typed, none, none
+    if f.kind == "status":
+        mapped = stripped.map(dialect.statuses)
+        invalid = mapped.isna() & ~empty
+        return mapped.astype("str"), invalid, none
+    negative = stripped.str.startswith("-") & ~empty
+    body = stripped.str.lstrip("-")
+    if f.kind in ("int",) or (f.kind == "money" and is_json) or (f.kind == "time" and is_json):
+        ok = body.str.fullmatch(_INT) | empty
+        if is_json:
+            # JSON numbers must be integers, not strings or floats.
+            ok &= values.map(
+                lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool))
+            ).astype(bool)
+        numbers = pd.to_numeric(body.where(ok & ~empty), errors="coerce").astype("Int64")
+        numbers = numbers.where(~negative, -numbers)
+        if f.kind == "time":
+            typed = pd.to_datetime(numbers.astype("float64"), unit="ms")
+            return typed.astype("datetime64[us]"), ~ok, negative & ok
+        return numbers, ~ok, negative & ok
+    if f.kind == "number":
+        ok = body.str.fullmatch(_NUMBER) | empty
+        numbers = pd.to_numeric(body.where(ok & ~empty), errors="coerce").astype("Float64")
+        return numbers, ~ok, negative & ok
+    if f.kind == "money":
+        pattern = _MONEY_THOUSANDS if dialect.thousands else _MONEY_PLAIN
+        ok = body.str.fullmatch(pattern) | empty
+        digits = (
+            body.where(ok & ~empty)
+            .str.replace(",", "", regex=False)
+            .str.replace(".", "", regex=False)
+        )
+        fen = pd.to_numeric(digits, errors="coerce").astype("Int64")
+        return fen, ~ok, negative & ok
+    if f.kind == "time":
+        parsed = pd.to_datetime(stripped.where(~empty), format=dialect.time_format, errors="coerce")
+        invalid = parsed.isna() & ~empty
+        return (parsed - LOCAL_OFFSET).astype("datetime64[us]"), invalid, none
+    raise ValueError(f"unknown field kind {f.kind}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing (the simulator's side of the contract)
+
+
+def format_money(fen: pd.Series, dialect: Dialect) -> pd.Series:
+    """Integer fen -> the dialect's money text (jd keeps integer fen)."""
+    if dialect.file_format == "jsonl":
+        return fen
+    sep = "," if dialect.thousands else ""
+
+    def text(v: object) -> str:
+        if pd.isna(v):
+            return ""
+        v = int(v)
+        sign, v = ("-", -v) if v < 0 else ("", v)
+        return f"{sign}{v // 100:{sep}d}.{v % 100:02d}"
+
+    return fen.map(text).astype("str")
+
+
+def format_time(utc: pd.Series, dialect: Dialect) -> pd.Series:
+    """UTC naive datetimes -> the dialect's time text (jd: epoch ms integers)."""
+    ts = pd.to_datetime(utc)
+    if dialect.file_format == "jsonl":
+        ms = ts.astype("datetime64[ms]").astype("int64")
+        return pd.Series(ms, index=utc.index, dtype="Int64").where(ts.notna())
+    local = ts + LOCAL_OFFSET
+    return local.dt.strftime(dialect.time_format).where(ts.notna(), "").astype("str")
+
+
+def to_dialect_frame(df: pd.DataFrame, platform: str, table: str) -> pd.DataFrame:
+    """Logical, typed frame -> the platform's columns and value formats (still unserialised)."""
+    dialect = DIALECTS[platform]
+    hmap = dialect.header_map(table)
+    status_text = {v: k for k, v in dialect.statuses.items()}
+    out = {}
+    for f in LOGICAL_FIELDS[table]:
+        col = df[f.name]
+        if f.kind == "money":
+            col = format_money(col, dialect)
+        elif f.kind == "time":
+            col = format_time(col, dialect)
+        elif f.kind == "status":
+            col = col.map(status_text)
+            if dialect.file_format == "jsonl":
+                col = col.astype(int)
+        elif f.kind == "number" and dialect.file_format == "csv":
+            col = col.map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
+        elif f.kind == "int" and dialect.file_format == "csv":
+            col = col.astype("Int64").astype("str").fillna("")
+        out[hmap[f.name]] = col
+    return pd.DataFrame(out, index=df.index)
+
+
+def serialize(
+    frame: pd.DataFrame | list[list[object]], platform: str, header: list[str] | None = None
+) -> bytes:
+    """Serialise dialect rows: CSV with the dialect's encoding/quoting, or JSON Lines.
+
+    `frame` may be a list of rows (each a list of cell values, or a raw text line for jd) so that
+    callers can write deliberately malformed records.
+    """
+    dialect = DIALECTS[platform]
+    if isinstance(frame, pd.DataFrame):
+        header = list(frame.columns)
+        rows = frame.astype(object).where(frame.notna(), None).values.tolist()
+    else:
+        rows = frame
+    if dialect.file_format == "jsonl":
+        lines = []
+        for row in rows:
+            if isinstance(row, str):  # a pre-formed (possibly broken) line
+                lines.append(row)
+            else:
+                obj = {k: _json_value(v) for k, v in zip(header, row) if not isinstance(v, _Absent)}
+                lines.append(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
+        return ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8")
+    buf = io.StringIO(newline="")
+    writer = csv.writer(
+        buf,
+        quoting=csv.QUOTE_ALL if dialect.quote_all else csv.QUOTE_MINIMAL,
+        lineterminator="\r\n",
+    )
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(["" if v is None else v for v in row])
+    return buf.getvalue().encode(dialect.encoding)
+
+
+class _Absent:
+    """Marks a jd key left out of one line (a malformed record)."""
+
+
+ABSENT = _Absent()
+
+
+def _json_value(v: object) -> object:
+    if v is None:
+        return None
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating,)):
+        return float(v)
+    return v
+
+
+def write_platform_file(path: Path, df: pd.DataFrame, platform: str, table: str) -> None:
+    """Write a logical frame as the platform's export file."""
+    path.write_bytes(serialize(to_dialect_frame(df, platform, table), platform))

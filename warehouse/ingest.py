@@ -1,0 +1,182 @@
+"""From one landed platform export to clean rows, quarantined rows and a ledger line.
+
+Pure functions over files and DataFrames: the Dagster assets call them and write the result.
+Every raw row ends in exactly one place: a clean row, a duplicate of a clean row, or quarantine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from warehouse.dialects import DIALECTS, PLATFORMS, SchemaDriftError, read_platform_file
+from warehouse.schema import CLEAN_KEYS
+
+SUCCESS_MARKER = "_SUCCESS"
+DEV_VIEWER_KEY_SECRET = "dev-only-secret-not-for-production"
+
+# Landing table name -> clean table name, and the key that identifies a row within a platform.
+CLEAN_TABLE = {
+    "sessions": "clean_sessions",
+    "lineup": "clean_lineups",
+    "orders": "clean_orders",
+    "refunds": "clean_refunds",
+}
+
+TEST_TITLE_PATTERN = r"(?i)测试|test"
+TEST_MIN_SECONDS = 300
+
+
+class LandingNotReady(RuntimeError):
+    """A folder has no _SUCCESS marker: it is incomplete and must not be read as empty."""
+
+
+@dataclass
+class CleanBatch:
+    """What one file became: clean rows, quarantined rows, and the ledger line that adds them up."""
+
+    table: str
+    rows: pd.DataFrame
+    quarantine: pd.DataFrame
+    ledger: dict[str, object]
+
+
+def folder(root: Path | str, platform: str, day: dt.date) -> Path:
+    return Path(root) / platform / day.isoformat()
+
+
+def require_ready(root: Path | str, platform: str, day: dt.date) -> Path:
+    """The platform-date folder, or LandingNotReady if it has not landed completely."""
+    path = folder(root, platform, day)
+    if not (path / SUCCESS_MARKER).exists():
+        state = (
+            "exists but has no _SUCCESS marker (still being written)"
+            if path.exists()
+            else "has not landed"
+        )
+        raise LandingNotReady(
+            f"{path} {state}: the {platform} export of {day} is incomplete, not empty"
+        )
+    return path
+
+
+def viewer_keys(platform: str, viewer_ids: pd.Series, secret: str) -> pd.Series:
+    """viewer_key = hex HMAC-SHA256(secret, "<platform>:<viewer_id>"), computed once per id."""
+    key = secret.encode("utf-8")
+    unique = viewer_ids.dropna().unique()
+    digest = {
+        v: hmac.new(key, f"{platform}:{v}".encode(), hashlib.sha256).hexdigest() for v in unique
+    }
+    return viewer_ids.map(digest).astype("str")
+
+
+def is_test_session(rows: pd.DataFrame) -> pd.Series:
+    """The contract's test-session rule, judged on the row itself (the latest export wins)."""
+    titled = rows["title"].fillna("").str.contains(TEST_TITLE_PATTERN, regex=True)
+    seconds = (rows["end_time"] - rows["start_time"]).dt.total_seconds()
+    too_short = seconds.notna() & (seconds < TEST_MIN_SECONDS)
+    no_viewers = rows["viewers"] == 0
+    return (titled | too_short | no_viewers).astype(bool)
+
+
+def clean_platform_file(
+    landing_root: Path | str,
+    platform: str,
+    table: str,
+    export_date: dt.date,
+    secret: str,
+    run_id: str,
+) -> CleanBatch:
+    """Read one platform export and type, key, pseudonymise and deduplicate its rows.
+
+    Raises SchemaDriftError (the platform-date fails) when a required column is missing.
+    """
+    dialect = DIALECTS[platform]
+    path = folder(landing_root, platform, export_date) / dialect.file_name(table)
+    source = f"{platform}/{export_date.isoformat()}/{dialect.file_name(table)}"
+    if not path.exists():
+        raise SchemaDriftError(source, ["<file>"], [])
+    parsed = read_platform_file(path, platform, table)
+    rows = _shape(parsed.rows, platform, table, secret)
+    rows["export_date"] = export_date
+    rows["source_file"] = source
+    rows["run_id"] = run_id
+    rows = rows.rename(columns={"line": "source_line"})
+    key = list(CLEAN_KEYS[CLEAN_TABLE[table]])
+    # The same key twice in one export: the later line wins.
+    deduplicated = rows.drop_duplicates(subset=key, keep="last").reset_index(drop=True)
+    quarantine = parsed.quarantine.rename(columns={"line": "source_line"})
+    quarantine.insert(0, "export_date", export_date)
+    quarantine.insert(1, "platform", platform)
+    quarantine.insert(2, "table_name", table)
+    quarantine.insert(3, "source_file", source)
+    quarantine["run_id"] = run_id
+    ledger = {
+        "source_file": source,
+        "export_date": export_date,
+        "platform": platform,
+        "table_name": table,
+        "raw_rows": parsed.raw_rows,
+        "clean_rows": len(deduplicated),
+        "duplicate_rows": len(rows) - len(deduplicated),
+        "quarantined_rows": len(quarantine),
+        "extra_columns": ",".join(parsed.extra_columns),
+        "run_id": run_id,
+    }
+    return CleanBatch(table, deduplicated, quarantine, ledger)
+
+
+def _shape(rows: pd.DataFrame, platform: str, table: str, secret: str) -> pd.DataFrame:
+    """Logical typed columns -> the clean table's columns (keys, fen, no personal data)."""
+    out = rows.copy()
+    out.insert(0, "platform", platform)
+    if "session_id" in out:
+        out.insert(0, "session_key", platform + ":" + out["session_id"])
+    if table == "sessions":
+        out = out.rename(columns={"gmv": "gmv_fen"})
+        out["is_test"] = is_test_session(out)
+    elif table == "lineup":
+        out = out.rename(
+            columns={
+                "live_price": "live_price_fen",
+                "strike_price": "strike_price_fen",
+                "coupon": "coupon_fen",
+            }
+        )
+    elif table == "orders":
+        out.insert(0, "order_key", platform + ":" + out["order_id"])
+        out["viewer_key"] = viewer_keys(platform, out["buyer_id"], secret)
+        out = out.drop(columns=["buyer_id", "phone", "address"])
+        out = out.rename(columns={"unit_price": "unit_price_fen", "paid": "paid_fen"})
+    elif table == "refunds":
+        out.insert(0, "refund_key", platform + ":" + out["refund_id"])
+        out["order_key"] = platform + ":" + out["order_id"]
+        out = out.drop(columns=["order_id"]).rename(columns={"amount": "amount_fen"})
+    return out
+
+
+def latest_per_key(df: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    """Keep, for each key, the row of the latest export (then the latest line)."""
+    if df.empty:
+        return df
+    ordered = df.sort_values(["export_date", "source_line"], kind="stable")
+    return ordered.drop_duplicates(subset=key, keep="last").reset_index(drop=True)
+
+
+__all__ = [
+    "CLEAN_TABLE",
+    "DEV_VIEWER_KEY_SECRET",
+    "PLATFORMS",
+    "CleanBatch",
+    "LandingNotReady",
+    "SchemaDriftError",
+    "clean_platform_file",
+    "latest_per_key",
+    "require_ready",
+    "viewer_keys",
+]

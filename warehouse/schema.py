@@ -1,0 +1,281 @@
+"""Every warehouse table, defined once, grouped by layer.
+
+Layers: `clean_*` (typed exports, one row per key and export date), `ops_*` (quarantine and the
+reconciliation ledger), `serving` (the public tables of shared/contract/serving-tables.md).
+Money is integer fen in the clean layer (exact) and NUMERIC(14,2) yuan in serving tables.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+Money = Numeric(14, 2, asdecimal=False)
+
+
+def _source_columns() -> list[Column]:
+    """Where a clean row came from, so every row can be traced to its file and line."""
+    return [
+        Column("source_file", Text, nullable=False),
+        Column("source_line", Integer, nullable=False),
+        Column("run_id", String(64), nullable=False),
+    ]
+
+
+# --- clean layer: one row per key per export date; the `*_current` views pick the latest ---
+
+clean_sessions = Table(
+    "clean_sessions",
+    metadata,
+    Column("session_key", String(96), nullable=False),
+    Column("export_date", Date, nullable=False),
+    Column("platform", String(16), nullable=False),
+    Column("session_id", String(64), nullable=False),
+    Column("room_id", String(64), nullable=False),
+    Column("room_name", Text),
+    Column("host_id", String(64), nullable=False),
+    Column("title", Text),
+    Column("start_time", DateTime, nullable=False),
+    Column("end_time", DateTime),
+    Column("viewers", BigInteger, nullable=False),
+    Column("views", BigInteger, nullable=False),
+    Column("peak_online", BigInteger, nullable=False),
+    Column("avg_watch_s", Float, nullable=False),
+    Column("new_followers", BigInteger, nullable=False),
+    Column("comments", BigInteger, nullable=False),
+    Column("likes", BigInteger, nullable=False),
+    Column("gmv_fen", BigInteger, nullable=False),
+    Column("orders", BigInteger, nullable=False),
+    Column("is_test", Boolean, nullable=False),
+    *_source_columns(),
+    PrimaryKeyConstraint("session_key", "export_date"),
+)
+
+clean_lineups = Table(
+    "clean_lineups",
+    metadata,
+    Column("session_key", String(96), nullable=False),
+    Column("sku", String(64), nullable=False),
+    Column("export_date", Date, nullable=False),
+    Column("platform", String(16), nullable=False),
+    Column("session_id", String(64), nullable=False),
+    Column("listed_at", DateTime, nullable=False),
+    Column("live_price_fen", BigInteger, nullable=False),
+    Column("strike_price_fen", BigInteger, nullable=False),
+    Column("coupon_fen", BigInteger),
+    Column("stock", BigInteger, nullable=False),
+    *_source_columns(),
+    PrimaryKeyConstraint("session_key", "sku", "export_date"),
+)
+
+clean_orders = Table(
+    "clean_orders",
+    metadata,
+    Column("order_key", String(96), nullable=False),
+    Column("export_date", Date, nullable=False),
+    Column("platform", String(16), nullable=False),
+    Column("order_id", String(64), nullable=False),
+    Column("session_key", String(96), nullable=False, index=True),
+    Column("sku", String(64), nullable=False),
+    Column("viewer_key", String(64), nullable=False),
+    Column("province", Text),
+    Column("city", Text),
+    Column("quantity", BigInteger, nullable=False),
+    Column("unit_price_fen", BigInteger, nullable=False),
+    Column("paid_fen", BigInteger, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("paid_at", DateTime),
+    Column("status", String(16), nullable=False),
+    *_source_columns(),
+    PrimaryKeyConstraint("order_key", "export_date"),
+)
+
+clean_refunds = Table(
+    "clean_refunds",
+    metadata,
+    Column("refund_key", String(96), nullable=False),
+    Column("export_date", Date, nullable=False),
+    Column("platform", String(16), nullable=False),
+    Column("refund_id", String(64), nullable=False),
+    Column("order_key", String(96), nullable=False, index=True),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("refunded_at", DateTime, nullable=False),
+    Column("reason", Text),
+    *_source_columns(),
+    PrimaryKeyConstraint("refund_key", "export_date"),
+)
+
+# The key of each clean table, and the view that keeps its latest export per key.
+CLEAN_KEYS: dict[str, tuple[str, ...]] = {
+    "clean_sessions": ("session_key",),
+    "clean_lineups": ("session_key", "sku"),
+    "clean_orders": ("order_key",),
+    "clean_refunds": ("refund_key",),
+}
+
+# --- ops layer ---
+
+ops_quarantine = Table(
+    "ops_quarantine",
+    metadata,
+    Column("export_date", Date, nullable=False, index=True),
+    Column("platform", String(16), nullable=False),
+    Column("table_name", String(32), nullable=False),
+    Column("source_file", Text, nullable=False),
+    Column("source_line", Integer, nullable=False),
+    Column("field", String(64)),
+    Column("reason", Text, nullable=False),
+    Column("raw", Text, nullable=False),
+    Column("run_id", String(64), nullable=False),
+)
+
+ops_ingest_ledger = Table(
+    "ops_ingest_ledger",
+    metadata,
+    Column("source_file", String(255), primary_key=True),
+    Column("export_date", Date, nullable=False, index=True),
+    Column("platform", String(16), nullable=False),
+    Column("table_name", String(32), nullable=False),
+    Column("raw_rows", Integer, nullable=False),
+    Column("clean_rows", Integer, nullable=False),
+    Column("duplicate_rows", Integer, nullable=False),
+    Column("quarantined_rows", Integer, nullable=False),
+    Column("extra_columns", Text, nullable=False),
+    Column("run_id", String(64), nullable=False),
+)
+
+# --- serving layer: names and columns are public (shared/contract/serving-tables.md) ---
+
+session_gmv_forecast = Table(
+    "session_gmv_forecast",
+    metadata,
+    Column("plan_id", String(64), nullable=False),
+    Column("platform", String(16), nullable=False),
+    Column("room_id", String(64), nullable=False),
+    Column("host_id", String(64), nullable=False),
+    Column("planned_start", DateTime, nullable=False),
+    Column("forecast_made_at", DateTime, nullable=False),
+    Column("horizon_days", Integer, nullable=False),
+    Column("gmv_p10", Money, nullable=False),
+    Column("gmv_p50", Money, nullable=False),
+    Column("gmv_p90", Money, nullable=False),
+    Column("model_version", String(64), nullable=False),
+    Column("run_id", String(64), nullable=False),
+    PrimaryKeyConstraint("plan_id", "forecast_made_at"),
+)
+
+product_recommendations = Table(
+    "product_recommendations",
+    metadata,
+    Column("plan_id", String(64), nullable=False),
+    Column("viewer_key", String(64), nullable=False),
+    Column("sku", String(64), nullable=False),
+    Column("rank", Integer, nullable=False),
+    Column("score", Float, nullable=False),
+    Column("model_version", String(64), nullable=False),
+    Column("generated_at", DateTime, nullable=False),
+    Column("run_id", String(64), nullable=False),
+    PrimaryKeyConstraint("plan_id", "viewer_key", "sku", "generated_at"),
+)
+
+session_scorecard = Table(
+    "session_scorecard",
+    metadata,
+    Column("session_key", String(96), primary_key=True),
+    Column("platform", String(16), nullable=False),
+    Column("room_id", String(64), nullable=False),
+    Column("host_id", String(64), nullable=False),
+    Column("plan_id", String(64)),
+    Column("start_time", DateTime, nullable=False),
+    Column("end_time", DateTime),
+    Column("duration_min", Float),
+    Column("viewers", BigInteger, nullable=False),
+    Column("views", BigInteger, nullable=False),
+    Column("peak_online", BigInteger, nullable=False),
+    Column("avg_watch_s", Float),
+    Column("comments", BigInteger, nullable=False),
+    Column("likes", BigInteger, nullable=False),
+    Column("new_followers", BigInteger, nullable=False),
+    Column("orders", BigInteger, nullable=False),
+    Column("buyers", BigInteger, nullable=False),
+    Column("gmv", Money, nullable=False),
+    Column("refunded", Money, nullable=False),
+    Column("net_gmv", Money, nullable=False),
+    Column("aov", Money),
+    Column("conversion", Float),
+    Column("gpm", Money),
+    Column("platform_gmv", Money, nullable=False),
+    Column("gmv_gap", Money, nullable=False),
+    Column("as_of_date", Date, nullable=False),
+    Column("run_id", String(64), nullable=False),
+)
+
+fan_segments = Table(
+    "fan_segments",
+    metadata,
+    Column("as_of_date", Date, nullable=False),
+    Column("platform", String(16), nullable=False),
+    Column("room_id", String(64), nullable=False),
+    Column("viewer_key", String(64), nullable=False),
+    Column("segment", String(16), nullable=False),
+    Column("last_seen_days", Integer, nullable=False),
+    Column("sessions_28d", Integer, nullable=False),
+    Column("orders_365d", Integer, nullable=False),
+    Column("spend_365d", Money, nullable=False),
+    Column("run_id", String(64), nullable=False),
+    PrimaryKeyConstraint("as_of_date", "platform", "room_id", "viewer_key"),
+)
+
+forecast_accuracy = Table(
+    "forecast_accuracy",
+    metadata,
+    Column("plan_id", String(64), nullable=False),
+    Column("session_key", String(96)),
+    Column("forecast_made_at", DateTime, nullable=False),
+    Column("horizon_days", Integer, nullable=False),
+    Column("gmv_p10", Money, nullable=False),
+    Column("gmv_p50", Money, nullable=False),
+    Column("gmv_p90", Money, nullable=False),
+    Column("actual_gmv", Money),
+    Column("abs_error", Money),
+    Column("in_interval", Boolean),
+    Column("model_version", String(64), nullable=False),
+    Column("as_of_date", Date, nullable=False),
+    Column("run_id", String(64), nullable=False),
+    PrimaryKeyConstraint("plan_id", "forecast_made_at"),
+)
+
+SERVING_TABLES = (
+    session_gmv_forecast,
+    product_recommendations,
+    session_scorecard,
+    fan_segments,
+    forecast_accuracy,
+)
+
+# `_latest` views of the serving contract: for each plan_id, the rows of its greatest stamp.
+SERVING_VIEWS: dict[str, tuple[str, str]] = {
+    "session_gmv_forecast_latest": ("session_gmv_forecast", "forecast_made_at"),
+    "product_recommendations_latest": ("product_recommendations", "generated_at"),
+}
+
+LAYERS: dict[str, tuple[Table, ...]] = {
+    "clean": (clean_sessions, clean_lineups, clean_orders, clean_refunds),
+    "ops": (ops_quarantine, ops_ingest_ledger),
+    "serving": SERVING_TABLES,
+}

@@ -1,0 +1,24 @@
+"""Where things live, from the environment with embedded defaults (simulated data, SQLite)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+# The first local date of the data: the daily partitions start here.
+FIRST_DATE = os.environ.get("LIVECOMMERCE_FIRST_DATE", "2026-05-25")
+
+
+def data_dir() -> Path:
+    """The project's data folder (gitignored): simulated landing zone, SQLite warehouse, Dagster home."""
+    return Path(os.environ.get("LIVECOMMERCE_DATA_DIR", PROJECT_ROOT / "data")).resolve()
+
+
+def landing_dir() -> Path:
+    return Path(os.environ.get("LANDING_DIR", data_dir() / "sim" / "landing")).resolve()
+
+
+def warehouse_url() -> str:
+    return os.environ.get("WAREHOUSE_URL", f"sqlite:///{data_dir() / 'warehouse.db'}")

@@ -1,0 +1,202 @@
+"""Engines, schema creation and the one way rows are written: atomically, replacing what they cover.
+
+`write_partition` deletes a partition's rows and inserts the new ones in one transaction, so a
+re-run replaces rather than duplicates and a crash leaves the previous rows in place.
+`replace_newer` does the same for keyed rows that carry a version (as_of_date).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Engine, Table, create_engine, delete, event, select, text, tuple_
+from sqlalchemy.engine import Connection
+
+from warehouse.schema import CLEAN_KEYS, SERVING_VIEWS, metadata
+
+_CHUNK = 500  # keys per IN (...) list: well under SQLite's bound-parameter limit
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for any SQLAlchemy URL; SQLite gets WAL and a busy timeout for concurrent readers."""
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 60})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def create_schema(engine: Engine) -> None:
+    """Create every table and view that does not exist yet (idempotent)."""
+    metadata.create_all(engine)
+    views = {
+        f"{name}_current": _latest_export_view(name, keys) for name, keys in CLEAN_KEYS.items()
+    }
+    views.update(
+        {name: _latest_stamp_view(base, stamp) for name, (base, stamp) in SERVING_VIEWS.items()}
+    )
+    with engine.begin() as conn:
+        for name, body in views.items():
+            if engine.dialect.name == "sqlite":
+                conn.execute(text(f"CREATE VIEW IF NOT EXISTS {name} AS {body}"))
+            else:
+                conn.execute(text(f"CREATE OR REPLACE VIEW {name} AS {body}"))
+
+
+def _latest_export_view(table: str, keys: Sequence[str]) -> str:
+    same_key = " AND ".join(f"n.{k} = t.{k}" for k in keys)
+    return (
+        f"SELECT t.* FROM {table} t WHERE NOT EXISTS "
+        f"(SELECT 1 FROM {table} n WHERE {same_key} AND n.export_date > t.export_date)"
+    )
+
+
+def _latest_stamp_view(table: str, stamp: str) -> str:
+    return (
+        f"SELECT t.* FROM {table} t WHERE t.{stamp} = "
+        f"(SELECT MAX(m.{stamp}) FROM {table} m WHERE m.plan_id = t.plan_id)"
+    )
+
+
+def _records(table: Table, df: pd.DataFrame) -> list[dict]:
+    """DataFrame -> plain Python rows with None for missing values, only the table's columns."""
+    names = [c.name for c in table.columns]
+    missing = [n for n in names if n not in df.columns and not table.c[n].nullable]
+    if missing:
+        raise ValueError(f"{table.name}: rows lack required column(s) {missing}")
+    cols = [n for n in names if n in df.columns]
+    frame = df[cols].astype(object)
+    frame = frame.where(df[cols].notna(), None)
+    return frame.to_dict("records")
+
+
+def _insert(conn: Connection, table: Table, df: pd.DataFrame) -> None:
+    if len(df):
+        conn.execute(table.insert(), _records(table, df))
+
+
+def write_partition(
+    engine: Engine,
+    table: Table,
+    df: pd.DataFrame,
+    partition_column: str,
+    partitions: Iterable[object],
+    conn: Connection | None = None,
+    scope: dict[str, object] | None = None,
+) -> int:
+    """Replace every row of `partitions` (values of `partition_column`) by `df`, atomically.
+
+    `scope` narrows what is replaced to rows with those column values (a shared table such as
+    the quarantine, written per source table). Pass `conn` to make the write part of a larger
+    transaction (several tables published together); otherwise it is its own transaction.
+    """
+    values = sorted(set(partitions))
+    if len(df):
+        outside = set(df[partition_column].unique()) - set(values)
+        if outside:
+            raise ValueError(
+                f"{table.name}: rows outside the partitions being written: {sorted(outside)[:5]}"
+            )
+    if conn is None:
+        with engine.begin() as own:
+            return write_partition(engine, table, df, partition_column, values, own, scope)
+    column = table.c[partition_column]
+    narrow = [table.c[name] == value for name, value in (scope or {}).items()]
+    for name, value in (scope or {}).items():
+        if len(df) and not (df[name] == value).all():
+            raise ValueError(f"{table.name}: rows outside the scope {name}={value!r}")
+    for i in range(0, len(values), _CHUNK):
+        conn.execute(delete(table).where(column.in_(values[i : i + _CHUNK]), *narrow))
+    _insert(conn, table, df)
+    return len(df)
+
+
+def replace_newer(
+    engine: Engine,
+    table: Table,
+    df: pd.DataFrame,
+    key_columns: Sequence[str],
+    version_column: str,
+) -> int:
+    """Upsert keyed rows, never replacing a row with one of an older version.
+
+    Used where a row is restated as data arrives (session_scorecard): re-running an old
+    partition must not roll a row back to what was known then.
+    """
+    if df.empty:
+        return 0
+    if df.duplicated(list(key_columns)).any():
+        raise ValueError(f"{table.name}: duplicate keys in the rows to write")
+    keys = [table.c[k] for k in key_columns]
+    key_tuples = list(df[list(key_columns)].itertuples(index=False, name=None))
+    with engine.begin() as conn:
+        existing = []
+        for i in range(0, len(key_tuples), _CHUNK):
+            chunk = key_tuples[i : i + _CHUNK]
+            where = (
+                keys[0].in_([k[0] for k in chunk]) if len(keys) == 1 else tuple_(*keys).in_(chunk)
+            )
+            existing.extend(conn.execute(select(*keys, table.c[version_column]).where(where)).all())
+        incoming = {k: _as_date(v) for k, v in zip(key_tuples, df[version_column], strict=True)}
+        newer = {tuple(r[:-1]) for r in existing if _as_date(r[-1]) > incoming[tuple(r[:-1])]}
+        keep = [k not in newer for k in key_tuples]
+        rows = df[keep]
+        replace = [k for k in key_tuples if k not in newer]
+        for i in range(0, len(replace), _CHUNK):
+            chunk = replace[i : i + _CHUNK]
+            where = (
+                keys[0].in_([k[0] for k in chunk]) if len(keys) == 1 else tuple_(*keys).in_(chunk)
+            )
+            conn.execute(delete(table).where(where))
+        _insert(conn, table, rows)
+    return len(rows)
+
+
+def _as_date(value: object) -> dt.date:
+    if isinstance(value, str):
+        return dt.date.fromisoformat(value[:10])
+    if isinstance(value, dt.datetime):
+        return value.date()
+    return value  # type: ignore[return-value]
+
+
+def read_frame(engine: Engine, query, params: dict | None = None) -> pd.DataFrame:
+    """Run a SELECT (text or Core) and return a DataFrame."""
+    with engine.connect() as conn:
+        if isinstance(query, str):
+            query = text(query)
+        return pd.read_sql(query, conn, params=params)
+
+
+def read_where_in(
+    engine: Engine, table_or_view: str, column: str, values: Iterable[object]
+) -> pd.DataFrame:
+    """Rows of a table or view whose `column` is in `values`, fetched in chunks."""
+    values = sorted(set(values))
+    frames = []
+    for i in range(0, len(values), _CHUNK):
+        chunk = values[i : i + _CHUNK]
+        names = ", ".join(f":v{j}" for j in range(len(chunk)))
+        frames.append(
+            read_frame(
+                engine,
+                f"SELECT * FROM {table_or_view} WHERE {column} IN ({names})",
+                {f"v{j}": v for j, v in enumerate(chunk)},
+            )
+        )
+    if not frames:
+        return read_frame(engine, f"SELECT * FROM {table_or_view} WHERE 1 = 0")
+    return pd.concat(frames, ignore_index=True)
