@@ -11,7 +11,7 @@ from warehouse.ingest import (
     CLEAN_TABLE,
     LandingNotReady,
     SchemaDriftError,
-    clean_platform_file,
+    clean_platform_exports,
     require_ready,
 )
 from warehouse.schema import metadata, ops_ingest_ledger, ops_quarantine
@@ -51,32 +51,23 @@ def build_clean_asset(table: str) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         days = partition_dates(context)
         batches = []
-        for n, day in enumerate(days, start=1):
-            for platform in PLATFORMS:
-                try:
+        for platform in PLATFORMS:
+            try:
+                for day in days:
                     require_ready(landing_zone.path, platform, day)
-                    batches.append(
-                        clean_platform_file(
-                            landing_zone.path,
-                            platform,
-                            table,
-                            day,
-                            pseudonymizer.secret,
-                            context.run_id,
-                        )
-                    )
-                except (LandingNotReady, SchemaDriftError) as exc:
-                    raise dg.Failure(
-                        description=str(exc),
-                        metadata={"platform": platform, "export_date": day.isoformat()},
-                    ) from exc
-            if n % 30 == 0 or n == len(days):
-                context.log.info(
-                    f"{table}: read {n}/{len(days)} dates, {sum(len(b.rows) for b in batches)} rows"
+                batch = clean_platform_exports(
+                    landing_zone.path, platform, table, days, pseudonymizer.secret, context.run_id
                 )
+            except (LandingNotReady, SchemaDriftError) as exc:
+                raise dg.Failure(description=str(exc), metadata={"platform": platform}) from exc
+            batches.append(batch)
+            context.log.info(
+                f"{table}/{platform}: {len(days)} dates, {int(batch.ledger['raw_rows'].sum())} raw rows, "
+                f"{len(batch.rows)} clean, {len(batch.quarantine)} quarantined"
+            )
         rows = pd.concat([b.rows for b in batches], ignore_index=True)
         quarantine = pd.concat([b.quarantine for b in batches], ignore_index=True)
-        ledger = pd.DataFrame([b.ledger for b in batches])
+        ledger = pd.concat([b.ledger for b in batches], ignore_index=True)
         engine = warehouse.get_engine()
         with engine.begin() as conn:  # rows, quarantine and ledger are published together
             write_partition(engine, clean_table, rows, "export_date", days, conn)

@@ -5,7 +5,6 @@ print what a consumer would look at. Runs are recorded in the project's Dagster 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 import dagster as dg
 from sqlalchemy import inspect
 
+from orchestration.definitions import NIGHTLY_JOB
 from simulator import PRESETS, simulate
 from warehouse.schema import LAYERS
 from warehouse.settings import data_dir, landing_dir, warehouse_url
@@ -50,12 +50,15 @@ def ensure_landing(preset_name: str, seed: int) -> Path:
 
 def run_window(first: str, last: str) -> dg.ExecuteInProcessResult:
     """One run over the whole window, as a backfill would launch it (single-run policy)."""
-    from orchestration.definitions import NIGHTLY_JOB, defs
+    from orchestration.definitions import defs
 
     job = defs.get_job_def(NIGHTLY_JOB)
     with dg.DagsterInstance.get() as instance:
         return job.execute_in_process(
-            instance=instance, tags={RANGE_START: first, RANGE_END: last}, raise_on_error=False
+            instance=instance,
+            tags={RANGE_START: first, RANGE_END: last},
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+            raise_on_error=False,
         )
 
 
@@ -96,9 +99,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING)
     started = time.perf_counter()
     ensure_landing(args.preset, args.seed)
-    preset = dataclasses.replace(PRESETS[args.preset])
+    preset = PRESETS[args.preset]
     first, last = preset.start.isoformat(), preset.end.isoformat()
-    print(f"running the '{NIGHTLY}' job over {first} … {last} in one run ...")
+    print(f"running the '{NIGHTLY_JOB}' job over {first} … {last} in one run ...")
     result = run_window(first, last)
     if not result.success:
         failures = [e for e in result.all_events if e.is_failure]
@@ -110,8 +113,6 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nData folder: {data_dir()}   ({time.perf_counter() - started:.0f} s in all)")
     print("Open the Dagster UI on the same instance and warehouse: make ui")
 
-
-NIGHTLY = "nightly"
 
 if __name__ == "__main__":
     main()

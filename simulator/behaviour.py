@@ -77,15 +77,15 @@ def propensities(world: World, plan: SessionPlan, viewers: np.ndarray) -> tuple[
     sens = pool.price_sensitivity[viewers][:, None]
     loyalty = pool.loyalty[viewers][:, None]
     click = (
-        -3.1
+        -3.4
         + np.log(5 * affinity + 1e-3) * 0.9
         + 2.0 * discount
         + 1.2 * loyalty
         - 0.6 * sens * over_budget
     )
-    cart = -0.9 + 2.5 * discount + 3.0 * coupon_share - 0.9 * sens * over_budget + 0.8 * loyalty
+    cart = -1.8 + 2.5 * discount + 3.0 * coupon_share - 0.9 * sens * over_budget + 0.8 * loyalty
     pay = (
-        0.1 + np.log(promo_c) * 1.5 + 4.0 * coupon_share + 0.6 * loyalty - 0.4 * sens * over_budget
+        -0.9 + np.log(promo_c) * 1.5 + 4.0 * coupon_share + 0.6 * loyalty - 0.4 * sens * over_budget
     )
     return _sigmoid(click), _sigmoid(cart), _sigmoid(pay)
 

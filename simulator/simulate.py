@@ -21,6 +21,7 @@ from simulator.behaviour import (
     COMMENTS,
     EVENT_TYPES,
     MINUTE_MS,
+    PAY_RATE,
     Lineup,
     SessionPlan,
     oracle_gmv,
@@ -372,9 +373,9 @@ class Simulation:
                             np.array(pool.ids, dtype=object)[outcome.viewers[pick]], j
                         ),
                         "sku": np.tile(skus, len(pick)),
-                        "p_click": pc.ravel().round(5),
-                        "p_cart": (pc * pa).ravel().round(5),
-                        "p_buy": (pc * pa * pp).ravel().round(6),
+                        "p_click": pc.ravel().round(6),
+                        "p_cart": (pc * pa).ravel().round(6),
+                        "p_buy": (pc * pa * pp * PAY_RATE).ravel().round(6),  # a paid order
                     }
                 )
             )

@@ -210,6 +210,15 @@ class SchemaDriftError(ValueError):
 
 
 @dataclass
+class RawExport:
+    """One export split into records: raw values of the logical fields, and unreadable records."""
+
+    rows: pd.DataFrame  # `line` + logical columns (CSV: text; jd: JSON values)
+    bad: pd.DataFrame  # QUARANTINE_COLUMNS: records that could not even be split into fields
+    extra_columns: list[str]
+
+
+@dataclass
 class ParsedFile:
     """One export read: typed rows, the rows that could not be typed, and what else was seen."""
 
@@ -225,22 +234,28 @@ QUARANTINE_COLUMNS = ["line", "field", "reason", "raw"]
 # Reading
 
 
-def read_platform_file(path: Path | str, platform: str, table: str) -> ParsedFile:
-    """Read one platform export into typed logical columns; bad rows go to quarantine.
+def read_raw(path: Path | str, platform: str, table: str) -> RawExport:
+    """Split one export into records of the logical fields, without typing them.
 
     Raises SchemaDriftError when a required column (jd: key) is absent from the whole file.
     """
     dialect = DIALECTS[platform]
     path = Path(path)
     data = path.read_bytes()
-    if dialect.file_format == "csv":
-        raw, bad, extra = _read_csv(data, path, dialect, table)
-    else:
-        raw, bad, extra = _read_jsonl(data, path, dialect, table)
-    rows, bad_values = _type_columns(raw, dialect, table)
-    quarantine = pd.DataFrame(bad + bad_values, columns=QUARANTINE_COLUMNS)
-    raw_rows = len(raw) + len(bad)
-    return ParsedFile(rows, quarantine.sort_values("line", ignore_index=True), raw_rows, extra)
+    reader = _read_csv if dialect.file_format == "csv" else _read_jsonl
+    rows, bad, extra = reader(data, path, dialect, table)
+    return RawExport(rows, pd.DataFrame(bad, columns=QUARANTINE_COLUMNS), extra)
+
+
+def read_platform_file(path: Path | str, platform: str, table: str) -> ParsedFile:
+    """Read one platform export into typed logical columns; bad rows go to quarantine."""
+    raw = read_raw(path, platform, table)
+    rows, bad_values = type_rows(raw.rows, platform, table)
+    quarantine = pd.concat([raw.bad, bad_values[QUARANTINE_COLUMNS]], ignore_index=True)
+    raw_rows = len(raw.rows) + len(raw.bad)
+    return ParsedFile(
+        rows, quarantine.sort_values("line", ignore_index=True), raw_rows, raw.extra_columns
+    )
 
 
 def _check_columns(path: Path, dialect: Dialect, table: str, present: Iterable[str]) -> list[str]:
@@ -357,43 +372,45 @@ _INT = r"\d+"
 _NUMBER = r"\d+(?:\.\d+)?"
 
 
-def _type_columns(raw: pd.DataFrame, dialect: Dialect, table: str):
-    """Convert raw strings (or JSON values) to typed columns; return (typed rows, bad tuples)."""
-    out = pd.DataFrame({"line": raw["line"]})
-    problems = pd.Series("", index=raw.index, dtype="str")
-    problem_field = pd.Series("", index=raw.index, dtype="str")
+def type_rows(raw: pd.DataFrame, platform: str, table: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Type raw records (any number of files of one platform at once, for speed).
 
-    def flag(mask: pd.Series, name: str, reason: str) -> None:
-        new = mask & (problems == "")
-        problems[new] = reason
-        problem_field[new] = name
+    Columns other than the logical fields (line, source file…) pass through. Returns the typed
+    rows and the rows that failed, with `field`, `reason` and the masked `raw` record.
+    """
+    dialect = DIALECTS[platform]
+    logical = [f.name for f in LOGICAL_FIELDS[table]]
+    passthrough = [c for c in raw.columns if c not in logical]
+    raw = raw.reset_index(drop=True)
+    out = raw[passthrough].copy()
+    n = len(raw)
+    reason = np.full(n, None, dtype=object)
+    field_of = np.full(n, None, dtype=object)
+    is_json = dialect.file_format == "jsonl"
+
+    def flag(mask: pd.Series, name: str, describe) -> None:
+        new = mask.to_numpy(dtype=bool, na_value=False) & pd.isna(reason)
+        if new.any():
+            reason[new] = [describe(t) for t in text.to_numpy()[new]]
+            field_of[new] = name
 
     for f in LOGICAL_FIELDS[table]:
         values = raw[f.name]
-        is_json = dialect.file_format == "jsonl"
         text = _as_text(values)
-        empty = values.isna() | (text.str.strip() == "")
-        if not f.optional and f.kind not in ("text",):
-            flag(empty, f.name, f"{f.name} is empty")
+        empty = text.str.strip() == ""
+        if not f.optional and f.kind != "text":
+            flag(empty, f.name, lambda _t, name=f.name: f"{name} is empty")
         typed, invalid, negative = _convert(f, text, values, empty, dialect, is_json)
-        flag(invalid, f.name, f"{f.name} unparseable: " + text.where(invalid, "").str.slice(0, 40))
-        flag(negative, f.name, f"{f.name} negative: " + text.where(negative, ""))
+        flag(invalid, f.name, lambda t, name=f.name: f"{name} unparseable: {t[:40]}")
+        flag(negative, f.name, lambda t, name=f.name: f"{name} negative: {t}")
         out[f.name] = typed
-    bad_mask = problems != ""
-    bad: list[tuple] = []
-    if bad_mask.any():
-        logical = [f.name for f in LOGICAL_FIELDS[table]]
-        for idx in np.flatnonzero(bad_mask.to_numpy()):
-            record = {n: _jsonable(raw[n].iloc[idx]) for n in logical}
-            bad.append(
-                (
-                    int(raw["line"].iloc[idx]),
-                    problem_field.iloc[idx],
-                    problems.iloc[idx],
-                    _mask(record),
-                )
-            )
-    return out[~bad_mask].reset_index(drop=True), bad
+    bad_mask = ~pd.isna(reason)
+    bad = raw.loc[bad_mask, passthrough].copy()
+    bad["field"] = field_of[bad_mask]
+    bad["reason"] = reason[bad_mask]
+    records = raw.loc[bad_mask, logical].astype(object).to_dict("records")
+    bad["raw"] = [_mask({k: _jsonable(v) for k, v in r.items()}) for r in records]
+    return out[~bad_mask].reset_index(drop=True), bad.reset_index(drop=True)
 
 
 def _jsonable(value: object) -> object:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from warehouse.dialects import DIALECTS, PLATFORMS, SchemaDriftError, read_platform_file
+from warehouse.dialects import DIALECTS, PLATFORMS, SchemaDriftError, read_raw, type_rows
 from warehouse.schema import CLEAN_KEYS
 
 SUCCESS_MARKER = "_SUCCESS"
@@ -38,12 +38,13 @@ class LandingNotReady(RuntimeError):
 
 @dataclass
 class CleanBatch:
-    """What one file became: clean rows, quarantined rows, and the ledger line that adds them up."""
+    """What some exports became: clean rows, quarantined rows, and per file the ledger line
+    that adds them up (raw = clean + duplicates + quarantined)."""
 
     table: str
     rows: pd.DataFrame
     quarantine: pd.DataFrame
-    ledger: dict[str, object]
+    ledger: pd.DataFrame
 
 
 def folder(root: Path | str, platform: str, day: dt.date) -> Path:
@@ -84,51 +85,66 @@ def is_test_session(rows: pd.DataFrame) -> pd.Series:
     return (titled | too_short | no_viewers).astype(bool)
 
 
-def clean_platform_file(
+def clean_platform_exports(
     landing_root: Path | str,
     platform: str,
     table: str,
-    export_date: dt.date,
+    export_dates: list[dt.date],
     secret: str,
     run_id: str,
 ) -> CleanBatch:
-    """Read one platform export and type, key, pseudonymise and deduplicate its rows.
+    """Read one platform's exports of `table` for some dates: typed, keyed, pseudonymised and
+    deduplicated rows, the quarantined rows, and one ledger line per file.
 
     Raises SchemaDriftError (the platform-date fails) when a required column is missing.
     """
     dialect = DIALECTS[platform]
-    path = folder(landing_root, platform, export_date) / dialect.file_name(table)
-    source = f"{platform}/{export_date.isoformat()}/{dialect.file_name(table)}"
-    if not path.exists():
-        raise SchemaDriftError(source, ["<file>"], [])
-    parsed = read_platform_file(path, platform, table)
-    rows = _shape(parsed.rows, platform, table, secret)
-    rows["export_date"] = export_date
-    rows["source_file"] = source
+    raws, unreadable, files = [], [], []
+    for day in export_dates:
+        path = folder(landing_root, platform, day) / dialect.file_name(table)
+        source = f"{platform}/{day.isoformat()}/{dialect.file_name(table)}"
+        if not path.exists():
+            raise SchemaDriftError(source, ["<the whole file>"], [])
+        try:
+            raw = read_raw(path, platform, table)
+        except SchemaDriftError as exc:
+            raise SchemaDriftError(source, exc.missing, exc.present) from exc
+        tag = {"export_date": day, "source_file": source}
+        raws.append(raw.rows.assign(**tag))
+        unreadable.append(raw.bad.assign(**tag))
+        files.append(
+            {
+                **tag,
+                "raw_rows": len(raw.rows) + len(raw.bad),
+                "extra_columns": ",".join(raw.extra_columns),
+            }
+        )
+    typed, bad = type_rows(pd.concat(raws, ignore_index=True), platform, table)
+    rows = _shape(typed, platform, table, secret).rename(columns={"line": "source_line"})
     rows["run_id"] = run_id
-    rows = rows.rename(columns={"line": "source_line"})
-    key = list(CLEAN_KEYS[CLEAN_TABLE[table]])
     # The same key twice in one export: the later line wins.
+    key = [*CLEAN_KEYS[CLEAN_TABLE[table]], "export_date"]
     deduplicated = rows.drop_duplicates(subset=key, keep="last").reset_index(drop=True)
-    quarantine = parsed.quarantine.rename(columns={"line": "source_line"})
-    quarantine.insert(0, "export_date", export_date)
-    quarantine.insert(1, "platform", platform)
-    quarantine.insert(2, "table_name", table)
-    quarantine.insert(3, "source_file", source)
-    quarantine["run_id"] = run_id
-    ledger = {
-        "source_file": source,
-        "export_date": export_date,
-        "platform": platform,
-        "table_name": table,
-        "raw_rows": parsed.raw_rows,
-        "clean_rows": len(deduplicated),
-        "duplicate_rows": len(rows) - len(deduplicated),
-        "quarantined_rows": len(quarantine),
-        "extra_columns": ",".join(parsed.extra_columns),
-        "run_id": run_id,
+    quarantine = pd.concat([*unreadable, bad], ignore_index=True).rename(
+        columns={"line": "source_line"}
+    )
+    quarantine = quarantine.assign(platform=platform, table_name=table, run_id=run_id)
+    ledger = pd.DataFrame(files).assign(platform=platform, table_name=table, run_id=run_id)
+    per_file = {
+        "clean_rows": deduplicated["source_file"].value_counts(),
+        "duplicate_rows": rows["source_file"]
+        .value_counts()
+        .sub(deduplicated["source_file"].value_counts(), fill_value=0),
+        "quarantined_rows": quarantine["source_file"].value_counts(),
     }
-    return CleanBatch(table, deduplicated, quarantine, ledger)
+    for column, counts in per_file.items():
+        ledger[column] = ledger["source_file"].map(counts).fillna(0).astype(int)
+    return CleanBatch(
+        table,
+        deduplicated,
+        quarantine.sort_values(["source_file", "source_line"], ignore_index=True),
+        ledger,
+    )
 
 
 def _shape(rows: pd.DataFrame, platform: str, table: str, secret: str) -> pd.DataFrame:
@@ -175,7 +191,7 @@ __all__ = [
     "CleanBatch",
     "LandingNotReady",
     "SchemaDriftError",
-    "clean_platform_file",
+    "clean_platform_exports",
     "latest_per_key",
     "require_ready",
     "viewer_keys",

@@ -1,0 +1,128 @@
+"""Schema, atomic partition writes and the serving contract, on a throwaway SQLite file."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+from sqlalchemy import inspect
+from sqlalchemy.exc import IntegrityError
+
+from warehouse.schema import clean_sessions, ops_ingest_ledger, session_scorecard
+from warehouse.store import create_schema, make_engine, read_frame, replace_newer, write_partition
+
+# shared/contract/serving-tables.md, column for column.
+SERVING_CONTRACT = {
+    "session_gmv_forecast": "plan_id platform room_id host_id planned_start forecast_made_at "
+    "horizon_days gmv_p10 gmv_p50 gmv_p90 model_version run_id",
+    "product_recommendations": "plan_id viewer_key sku rank score model_version generated_at run_id",
+    "session_scorecard": "session_key platform room_id host_id plan_id start_time end_time "
+    "duration_min viewers views peak_online avg_watch_s comments likes new_followers orders buyers "
+    "gmv refunded net_gmv aov conversion gpm platform_gmv gmv_gap as_of_date run_id",
+    "fan_segments": "as_of_date platform room_id viewer_key segment last_seen_days sessions_28d "
+    "orders_365d spend_365d run_id",
+    "forecast_accuracy": "plan_id session_key forecast_made_at horizon_days gmv_p10 gmv_p50 gmv_p90 "
+    "actual_gmv abs_error in_interval model_version as_of_date run_id",
+}
+
+
+@pytest.fixture
+def engine(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'wh.db'}")
+    create_schema(engine)
+    return engine
+
+
+def ledger_rows(day: dt.date, n: int, run: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "source_file": [f"douyin/{day}/orders-{i}.csv" for i in range(n)],
+            "export_date": day,
+            "platform": "douyin",
+            "table_name": "orders",
+            "raw_rows": 10,
+            "clean_rows": 10,
+            "duplicate_rows": 0,
+            "quarantined_rows": 0,
+            "extra_columns": "",
+            "run_id": run,
+        }
+    )
+
+
+def test_serving_tables_and_views_match_the_contract(engine):
+    inspector = inspect(engine)
+    for table, columns in SERVING_CONTRACT.items():
+        assert [c["name"] for c in inspector.get_columns(table)] == columns.split()
+    views = set(inspector.get_view_names())
+    assert {"session_gmv_forecast_latest", "product_recommendations_latest"} <= views
+    for view in ("session_gmv_forecast_latest", "product_recommendations_latest"):
+        base = view.removesuffix("_latest")
+        assert [c["name"] for c in inspector.get_columns(view)] == SERVING_CONTRACT[base].split()
+    create_schema(engine)  # idempotent
+
+
+def test_write_partition_replaces_only_its_partition(engine):
+    d1, d2 = dt.date(2026, 11, 1), dt.date(2026, 11, 2)
+    write_partition(engine, ops_ingest_ledger, ledger_rows(d1, 3, "a"), "export_date", [d1])
+    write_partition(engine, ops_ingest_ledger, ledger_rows(d2, 2, "a"), "export_date", [d2])
+    write_partition(engine, ops_ingest_ledger, ledger_rows(d1, 1, "b"), "export_date", [d1])
+    got = read_frame(engine, "SELECT export_date, run_id FROM ops_ingest_ledger ORDER BY 1")
+    assert got.values.tolist() == [["2026-11-01", "b"], ["2026-11-02", "a"], ["2026-11-02", "a"]]
+
+
+def test_a_failed_write_leaves_the_previous_rows(engine):
+    day = dt.date(2026, 11, 1)
+    write_partition(engine, ops_ingest_ledger, ledger_rows(day, 3, "good"), "export_date", [day])
+    broken = ledger_rows(day, 3, "bad")
+    broken.loc[2, "raw_rows"] = None  # NOT NULL: the insert fails after the delete ran
+    with pytest.raises(IntegrityError):
+        write_partition(engine, ops_ingest_ledger, broken, "export_date", [day])
+    got = read_frame(engine, "SELECT run_id FROM ops_ingest_ledger")
+    assert got["run_id"].tolist() == ["good"] * 3
+
+
+def test_rows_outside_the_partition_are_refused(engine):
+    rows = ledger_rows(dt.date(2026, 11, 2), 1, "a")
+    with pytest.raises(ValueError, match="outside the partitions"):
+        write_partition(engine, ops_ingest_ledger, rows, "export_date", [dt.date(2026, 11, 1)])
+
+
+def scorecard_row(key: str, as_of: str, gmv: float) -> dict:
+    return {
+        "session_key": key, "platform": "jd", "room_id": "r", "host_id": "h",
+        "start_time": pd.Timestamp("2026-11-01 12:00"), "viewers": 1, "views": 1,
+        "peak_online": 1, "comments": 0, "likes": 0, "new_followers": 0, "orders": 1,
+        "buyers": 1, "gmv": gmv, "refunded": 0.0, "net_gmv": gmv, "platform_gmv": gmv,
+        "gmv_gap": 0.0, "as_of_date": dt.date.fromisoformat(as_of), "run_id": "r",
+    }  # fmt: skip
+
+
+def test_replace_newer_never_rolls_a_row_back(engine):
+    newer = pd.DataFrame(
+        [scorecard_row("jd:1", "2026-11-05", 100.0), scorecard_row("jd:2", "2026-11-05", 7.0)]
+    )
+    replace_newer(engine, session_scorecard, newer, ["session_key"], "as_of_date")
+    older = pd.DataFrame(
+        [scorecard_row("jd:1", "2026-11-03", 50.0), scorecard_row("jd:2", "2026-11-06", 8.0)]
+    )
+    written = replace_newer(engine, session_scorecard, older, ["session_key"], "as_of_date")
+    got = read_frame(engine, "SELECT session_key, gmv FROM session_scorecard ORDER BY 1")
+    assert written == 1
+    assert got.values.tolist() == [["jd:1", 100.0], ["jd:2", 8.0]]
+
+
+def test_current_view_keeps_the_latest_export(engine):
+    base = {
+        "platform": "douyin", "session_id": "1", "room_id": "r", "host_id": "h",
+        "start_time": pd.Timestamp("2026-11-01 12:00"), "viewers": 1, "views": 1,
+        "peak_online": 1, "avg_watch_s": 1.0, "new_followers": 0, "comments": 0, "likes": 0,
+        "orders": 0, "is_test": False, "source_file": "f", "source_line": 2, "run_id": "r",
+        "session_key": "douyin:1",
+    }  # fmt: skip
+    for day, gmv in ((dt.date(2026, 11, 1), 100), (dt.date(2026, 11, 2), 250)):
+        row = pd.DataFrame([{**base, "export_date": day, "gmv_fen": gmv}])
+        write_partition(engine, clean_sessions, row, "export_date", [day])
+    got = read_frame(engine, "SELECT export_date, gmv_fen FROM clean_sessions_current")
+    assert got.values.tolist() == [["2026-11-02", 250]]
