@@ -38,8 +38,9 @@ def build_clean_asset(table: str) -> dg.AssetsDefinition:
         kinds={"python", "sql"},
         description=(
             f"The platforms' `{table}` exports of each date, typed (UTC times, integer fen), "
-            f"keyed and pseudonymised, one row per key per export date (table `{clean_table.name}`, "
-            f"latest export per key in `{clean_table.name}_current`). Rows that cannot be typed "
+            "keyed and pseudonymised, one row per key per export date "
+            f"(table `{clean_table.name}`, latest export per key in `{clean_table.name}_current`). "
+            "Rows that cannot be typed "
             "go to `ops_quarantine`; `ops_ingest_ledger` adds every file up."
         ),
     )
@@ -62,8 +63,9 @@ def build_clean_asset(table: str) -> dg.AssetsDefinition:
                 raise dg.Failure(description=str(exc), metadata={"platform": platform}) from exc
             batches.append(batch)
             context.log.info(
-                f"{table}/{platform}: {len(days)} dates, {int(batch.ledger['raw_rows'].sum())} raw rows, "
-                f"{len(batch.rows)} clean, {len(batch.quarantine)} quarantined"
+                f"{table}/{platform}: {len(days)} dates, "
+                f"{int(batch.ledger['raw_rows'].sum())} raw rows, {len(batch.rows)} clean, "
+                f"{len(batch.quarantine)} quarantined"
             )
         rows = pd.concat([b.rows for b in batches], ignore_index=True)
         quarantine = pd.concat([b.quarantine for b in batches], ignore_index=True)

@@ -43,7 +43,8 @@ def ensure_landing(preset_name: str, seed: int) -> Path:
     data = json.loads(manifest.read_text())
     manifest.write_text(json.dumps({**data, **wanted}, indent=2, ensure_ascii=False) + "\n")
     print(
-        f"  {summary['sessions']:,} sessions, {summary['events']:,} events in {summary['seconds']} s"
+        f"  {summary['sessions']:,} sessions, {summary['events']:,} events "
+        f"in {summary['seconds']} s"
     )
     return landing
 

@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> None:
         action="append",
         default=[],
         metavar="KIND=RATE",
-        help=f"override one fault rate; kinds: {', '.join(f.name for f in dataclasses.fields(FaultRates))}",
+        help="override one fault rate; kinds: "
+        + ", ".join(f.name for f in dataclasses.fields(FaultRates)),
     )
     parser.add_argument(
         "--as-of",

@@ -104,7 +104,7 @@ def sample_audience(world: World, room: Room, n: int, rng: np.random.Generator) 
     from simulator.world import add_viewers
 
     pool = world.pools[room.index]
-    returning = min(int(round(n * 0.8)), len(pool))
+    returning = min(round(n * 0.8), len(pool))
     weights = pool.activity / pool.activity.sum()
     chosen = (
         rng.choice(len(pool), size=returning, replace=False, p=weights)

@@ -109,7 +109,9 @@ def write_platform_export(
         if d[4] < rates.malformed_row:
             if is_json:
                 if d[5] < 0.5:
-                    row = json.dumps(dict(zip(header, row)), ensure_ascii=False)[:-12]  # truncated
+                    row = json.dumps(dict(zip(header, row, strict=True)), ensure_ascii=False)[
+                        :-12
+                    ]  # truncated
                     row_tag.append(("malformed_row", "truncated JSON"))
                 else:
                     row[int(d[5] * len(header))] = ABSENT

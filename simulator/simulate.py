@@ -276,10 +276,7 @@ class Simulation:
         if is_test and test_kind == 1:
             end = start + int(self.rng.integers(60, 280)) * 1000
         plan = SessionPlan(room, host, day, start, max(1, (end - start) // MINUTE_MS), lineup)
-        if is_test:
-            outcome = None
-        else:
-            outcome = run_session(self.world, plan, end, self.rng)
+        outcome = None if is_test else run_session(self.world, plan, end, self.rng)
         title = (
             self.title(day, lineup)
             if not is_test or test_kind != 0
@@ -344,8 +341,7 @@ class Simulation:
         return f"{BRAND}{promo}{names[cat]}{extra}"
 
     def record_outcome(self, session: Session, outcome) -> None:
-        room, platform = session.room, session.room.platform
-        pool = self.world.pools[room.index]
+        pool = self.world.pools[session.room.index]
         n = len(outcome.viewers)
         watch = (outcome.leave_ms - outcome.enter_ms) / 1000
         session.stats = {
@@ -428,7 +424,8 @@ class Simulation:
             "phone": f"1{3 + v % 7}{(v * 7919 + 12345678) % 10**9:09d}",
             "province": province,
             "city": city,
-            "address": f"{city}{STREETS[v % len(STREETS)]}{v % 300 + 1}号{v % 20 + 1}栋{v % 30 + 101}室",
+            "address": f"{city}{STREETS[v % len(STREETS)]}{v % 300 + 1}号"
+            f"{v % 20 + 1}栋{v % 30 + 101}室",
             "quantity": qty,
             "unit_price": unit,
             "paid": paid_amount,
@@ -503,7 +500,7 @@ class Simulation:
         client = np.array(
             [
                 f'{{"os":"{OS_NAMES[o]}","app_version":"5.{2 + o}.{v % 9}"}}'
-                for o, v in zip(os_idx, outcome.viewers)
+                for o, v in zip(os_idx, outcome.viewers, strict=True)
             ]
             + ['{"os":"android","app_version":"5.0.0"}'],
             dtype=object,
@@ -541,8 +538,9 @@ class Simulation:
         u = rng.random((n, 4))
         oow = u[:, 0] < rates.event_out_of_window
         ts = ts.copy()
-        ts[oow] = np.where(u[oow, 1] < 0.5, session.start_ms - rng.integers(15, 90, oow.sum()) * MINUTE_MS,
-                           session.end_ms + rng.integers(15, 90, oow.sum()) * MINUTE_MS)  # fmt: skip
+        shift = rng.integers(15, 90, oow.sum()) * MINUTE_MS
+        early = u[oow, 1] < 0.5
+        ts[oow] = np.where(early, session.start_ms - shift, session.end_ms + shift)
         fault[oow] = "event_out_of_window"
         type_names = np.array([*EVENT_TYPES, "gift_sent"], dtype=object)
         unknown = (u[:, 2] < rates.event_unknown_type) & (fault == "")

@@ -252,7 +252,7 @@ def _build_catalogue(preset: Preset, rng: np.random.Generator) -> Catalogue:
         sub.append(SUBCATEGORIES[cat][int(rng.integers(len(SUBCATEGORIES[cat])))])
         median, spread = PRICE_LEVEL[cat]
         yuan = float(np.clip(rng.lognormal(np.log(median), spread), 59, 19999))
-        price.append(int(round(yuan / 10)) * 1000 - 100)  # prices end in 9: 1299.00
+        price.append(round(yuan / 10) * 1000 - 100)  # prices end in 9: 1299.00
         grade.append(int(rng.integers(1, 6)) if cat in HAS_ENERGY_GRADE else 0)
         if i >= n - late_launch:  # a few products launch during the window
             launch.append(

@@ -15,8 +15,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from orchestration.definitions import all_assets
 from assets.resources import LandingZone, Pseudonymizer, Warehouse
+from orchestration.definitions import all_assets
 from simulator import PRESETS, FaultRates, simulate
 
 SEED = 11

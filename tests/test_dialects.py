@@ -146,7 +146,24 @@ def test_extra_column_is_tolerated_and_reported(tmp_path):
 
 def test_columns_in_any_order(tmp_path):
     names = DOUYIN_SESSIONS_HEADER.split(",")
-    values = "7301,88,间,H001,标题,2026-11-10 20:00:00,,1,1,1,1,1,1,1,10.00,1".split(",")
+    values = [
+        "7301",
+        "88",
+        "间",
+        "H001",
+        "标题",
+        "2026-11-10 20:00:00",
+        "",
+        "1",
+        "1",
+        "1",
+        "1",
+        "1",
+        "1",
+        "1",
+        "10.00",
+        "1",
+    ]
     body = ",".join(reversed(names)) + "\n" + ",".join(reversed(values)) + "\n"
     parsed = read_platform_file(write(tmp_path / "s.csv", body, "utf-8-sig"), "douyin", "sessions")
     assert parsed.rows.loc[0, "session_id"] == "7301" and parsed.rows.loc[0, "gmv"] == 1000

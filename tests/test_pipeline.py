@@ -44,9 +44,11 @@ def failure_text(result) -> str:
 
 def copy_sqlite(source_url: str, target_url: str) -> None:
     """A consistent copy of a SQLite warehouse (WAL included), through SQLite's backup API."""
-    with sqlite3.connect(source_url.removeprefix("sqlite:///")) as src:
-        with sqlite3.connect(target_url.removeprefix("sqlite:///")) as dst:
-            src.backup(dst)
+    with (
+        sqlite3.connect(source_url.removeprefix("sqlite:///")) as src,
+        sqlite3.connect(target_url.removeprefix("sqlite:///")) as dst,
+    ):
+        src.backup(dst)
 
 
 def scorecard_vs_truth(url: str, truth_dir) -> pd.DataFrame:

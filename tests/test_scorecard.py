@@ -40,7 +40,10 @@ def orders() -> pd.DataFrame:
             "viewer_key": ["v1", "v1", "v2", "v3", "v9"],
             "paid_fen": [100000, 50001, 149999, 70000, 100],
             # d was never paid (closed before payment); c was paid, then closed after a refund.
-            "paid_at": pd.to_datetime(["2026-11-11 12:10", "2026-11-11 12:20", "2026-11-11 12:30", None, "2026-11-11 12:01"]),
+            "paid_at": pd.to_datetime(
+                ["2026-11-11 12:10", "2026-11-11 12:20", "2026-11-11 12:30"]
+                + [None, "2026-11-11 12:01"]
+            ),
             "status": ["finished", "shipped", "closed", "closed", "paid"],
         }
     )  # fmt: skip

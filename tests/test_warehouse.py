@@ -16,14 +16,15 @@ from warehouse.store import create_schema, make_engine, read_frame, replace_newe
 SERVING_CONTRACT = {
     "session_gmv_forecast": "plan_id platform room_id host_id planned_start forecast_made_at "
     "horizon_days gmv_p10 gmv_p50 gmv_p90 model_version run_id",
-    "product_recommendations": "plan_id viewer_key sku rank score model_version generated_at run_id",
+    "product_recommendations": "plan_id viewer_key sku rank score model_version generated_at "
+    "run_id",
     "session_scorecard": "session_key platform room_id host_id plan_id start_time end_time "
     "duration_min viewers views peak_online avg_watch_s comments likes new_followers orders buyers "
     "gmv refunded net_gmv aov conversion gpm platform_gmv gmv_gap as_of_date run_id",
     "fan_segments": "as_of_date platform room_id viewer_key segment last_seen_days sessions_28d "
     "orders_365d spend_365d run_id",
-    "forecast_accuracy": "plan_id session_key forecast_made_at horizon_days gmv_p10 gmv_p50 gmv_p90 "
-    "actual_gmv abs_error in_interval model_version as_of_date run_id",
+    "forecast_accuracy": "plan_id session_key forecast_made_at horizon_days gmv_p10 gmv_p50 "
+    "gmv_p90 actual_gmv abs_error in_interval model_version as_of_date run_id",
 }
 
 

@@ -1,1 +1,1 @@
-"""Storage: table schemas, engines, atomic partition writes, the platform dialects and the ingest."""
+"""Storage: table schemas, engines, atomic partition writes, platform dialects, the ingest."""

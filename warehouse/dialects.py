@@ -302,7 +302,8 @@ def _read_csv(data: bytes, path: Path, dialect: Dialect, table: str):
         if not record:  # a blank line is not a record
             continue
         as_dict = {
-            name: (record[p] if p < len(record) else None) for name, p in zip(logical, positions)
+            name: (record[p] if p < len(record) else None)
+            for name, p in zip(logical, positions, strict=True)
         }
         if len(record) != width:
             reason = f"wrong field count: {len(record)} fields, header has {width}"
@@ -350,7 +351,7 @@ def _read_jsonl(data: bytes, path: Path, dialect: Dialect, table: str):
             continue
         absent = [k for k in keys if k not in obj]
         if absent:
-            record = {n: obj.get(k) for n, k in zip(logical, keys)}
+            record = {n: obj.get(k) for n, k in zip(logical, keys, strict=True)}
             bad.append(
                 (line, hmap_inverse(hmap)[absent[0]], f"key {absent[0]!r} absent", _mask(record))
             )
@@ -551,7 +552,11 @@ def serialize(
             if isinstance(row, str):  # a pre-formed (possibly broken) line
                 lines.append(row)
             else:
-                obj = {k: _json_value(v) for k, v in zip(header, row) if not isinstance(v, _Absent)}
+                obj = {
+                    k: _json_value(v)
+                    for k, v in zip(header, row, strict=True)
+                    if not isinstance(v, _Absent)
+                }
                 lines.append(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
         return ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8")
     buf = io.StringIO(newline="")

@@ -12,7 +12,7 @@ FIRST_DATE = os.environ.get("LIVECOMMERCE_FIRST_DATE", "2026-05-25")
 
 
 def data_dir() -> Path:
-    """The project's data folder (gitignored): simulated landing zone, SQLite warehouse, Dagster home."""
+    """The project's data folder (gitignored): landing zone, SQLite warehouse, Dagster home."""
     return Path(os.environ.get("LIVECOMMERCE_DATA_DIR", PROJECT_ROOT / "data")).resolve()
 
 

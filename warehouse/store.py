@@ -21,7 +21,7 @@ _CHUNK = 500  # keys per IN (...) list: well under SQLite's bound-parameter limi
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for any SQLAlchemy URL; SQLite gets WAL and a busy timeout for concurrent readers."""
+    """An engine for any SQLAlchemy URL; SQLite gets WAL and a busy timeout for readers."""
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:":
