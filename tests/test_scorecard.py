@@ -41,12 +41,17 @@ def orders() -> pd.DataFrame:
             "paid_fen": [100000, 50001, 149999, 70000, 100],
             # d was never paid (closed before payment); c was paid, then closed after a refund.
             "paid_at": pd.to_datetime(
-                ["2026-11-11 12:10", "2026-11-11 12:20", "2026-11-11 12:30"]
-                + [None, "2026-11-11 12:01"]
+                [
+                    "2026-11-11 12:10",
+                    "2026-11-11 12:20",
+                    "2026-11-11 12:30",
+                    None,
+                    "2026-11-11 12:01",
+                ]
             ),
             "status": ["finished", "shipped", "closed", "closed", "paid"],
         }
-    )  # fmt: skip
+    )
 
 
 def test_scorecard_counts_paid_lines_refunds_and_ratios():
