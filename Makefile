@@ -32,7 +32,7 @@ ui: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster dev -m orchestration.definitions -h 127.0.0.1 -p 3000
 
 bench: $(VENV)/.installed
-	$(PY) -m bench
+	$(PY) scripts/bench.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .

@@ -72,5 +72,5 @@ PRESETS: dict[str, Preset] = {
     # make demo: 3 rooms per platform, 180 days crossing 618 and Double 11 (~3M events).
     "demo": Preset("demo", dt.date(2026, 5, 25), 180, 3, 3000, 0.65, 120),
     # Benchmarks: one Double 11 day of a large operation (~10M events).
-    "bench": Preset("bench", dt.date(2026, 11, 11), 1, 40, 20000, 9.0, 200, propensity_sample=20),
+    "bench": Preset("bench", dt.date(2026, 11, 11), 1, 40, 20000, 9.8, 200, propensity_sample=20),
 }

@@ -113,6 +113,8 @@ class Simulation:
         self.event_buffer: dict[dt.date, dict[str, list[tuple[list[str], list]]]] = defaultdict(
             lambda: defaultdict(list)
         )
+        self.today = preset.start
+        self.event_parts: EventParts | None = None  # the open events folder of `today`
         self.truth_sessions: list[dict] = []
         self.truth_propensity: list[pd.DataFrame] = []
         self.folders: list[dict] = []
@@ -591,8 +593,11 @@ class Simulation:
             for i in sel[dup[sel]]:  # a second delivery of the same event, later in the stream
                 tags.append((len(chunk), "event_duplicate", event_ids[i]))
                 chunk.append(lines[i])
-            target = epoch + dt.timedelta(days=int(fd))
-            self.event_buffer[target][platform].append((chunk, tags))
+            target = max(epoch + dt.timedelta(days=int(fd)), self.today)
+            if target == self.today:  # streamed out now: a day's events are never all in memory
+                self.event_parts.write(platform, chunk, tags)
+            else:
+                self.event_buffer[target][platform].append((chunk, tags))
         self.event_count += n + int(dup.sum())
 
     # ----------------------------------------------------------------------------- exports
@@ -800,14 +805,18 @@ class Simulation:
             self.landing, platform, table, day, frame, self.rates, self.rng, self.faults, tags
         )
 
-    def export_events(self, day: dt.date) -> None:
-        parts = EventParts(self.landing, day, self.preset.events_per_part, self.faults)
+    def open_events(self, day: dt.date) -> None:
+        """Open the day's event parts; what arrived late from earlier days goes in first."""
+        self.today = day
+        self.event_parts = EventParts(self.landing, day, self.preset.events_per_part, self.faults)
         buffered = self.event_buffer.pop(day, {})
         for platform in ("douyin", "taobao", "jd"):
             for chunk, tags in buffered.get(platform, []):
-                parts.write(platform, chunk, tags)
-        parts.close()
-        mark_success(parts.folder)
+                self.event_parts.write(platform, chunk, tags)
+
+    def close_events(self) -> None:
+        self.event_parts.close()
+        mark_success(self.event_parts.folder)
 
     def export_plans(self, day: dt.date) -> None:
         exported_at = dt.datetime(day.year, day.month, day.day, 21, 5, tzinfo=TZ)
@@ -900,9 +909,10 @@ class Simulation:
         self.make_plans()
         for i, day in enumerate(self.preset.dates):
             self.export_catalogue(day, first=i == 0)
+            self.open_events(day)
             self.realise_day(day)
+            self.close_events()
             self.export_day(day)
-            self.export_events(day)
             self.export_plans(day)
             if (i + 1) % 30 == 0 or i + 1 == self.preset.days:
                 log.info(
