@@ -4,5 +4,7 @@ import warnings
 
 import dagster as dg
 
-# `backfill_policy` is marked beta; the single-run backfill is a deliberate choice here.
+# `backfill_policy` is beta and partitioned asset checks are in preview; both are deliberate
+# choices here (single-run backfills; checks that look at the partition just written).
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)

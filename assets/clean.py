@@ -1,7 +1,11 @@
-"""Clean layer: each platform export table, typed and keyed, with its quarantine and ledger."""
+"""Clean layer: the catalogue and each platform export table, typed and keyed, with its
+quarantine and ledger, and the referential rules between them."""
+
+import datetime as dt
 
 import dagster as dg
 import pandas as pd
+from sqlalchemy import Engine
 
 from assets.metadata import counts_table, table_metadata
 from assets.partitions import daily_partitions, partition_dates, partition_label, single_run
@@ -9,13 +13,16 @@ from assets.resources import LandingZone, Pseudonymizer, Warehouse
 from warehouse.dialects import PLATFORMS
 from warehouse.ingest import (
     CLEAN_TABLE,
+    CleanBatch,
     LandingNotReady,
     SchemaDriftError,
+    clean_catalogue,
     clean_platform_exports,
     require_ready,
 )
+from warehouse.integrity import enforce_known, enforce_refund_rules
 from warehouse.schema import metadata, ops_ingest_ledger, ops_quarantine
-from warehouse.store import write_partition
+from warehouse.store import first_export_dates, read_where_in, write_partition
 
 # Landing file name -> asset name (the clean layer speaks in plurals).
 CLEAN_ASSET_NAMES = {
@@ -24,15 +31,87 @@ CLEAN_ASSET_NAMES = {
     "orders": "orders",
     "refunds": "refunds",
 }
+# What each platform table refers to, so it runs after what it checks against.
+REFERENCES = {
+    "sessions": [],
+    "lineup": ["products", "sessions"],
+    "orders": ["products", "sessions"],
+    "refunds": ["orders"],
+}
 
 
-def build_clean_asset(table: str) -> dg.AssetsDefinition:
+def publish(engine: Engine, table: str, batch: CleanBatch, days: list[dt.date]) -> None:
+    """Rows, quarantine and ledger of the dates, replaced together in one transaction."""
+    clean_table = metadata.tables[CLEAN_TABLE[table]]
+    with engine.begin() as conn:
+        write_partition(engine, clean_table, batch.rows, "export_date", days, conn)
+        scope = {"table_name": table}
+        write_partition(engine, ops_quarantine, batch.quarantine, "export_date", days, conn, scope)
+        write_partition(engine, ops_ingest_ledger, batch.ledger, "export_date", days, conn, scope)
+
+
+def batch_metadata(table: str, batch: CleanBatch, days: list[dt.date]) -> dict[str, object]:
+    reasons = batch.quarantine["reason"].str.replace(r":.*", "", regex=True).value_counts()
+    extra = sorted({c for cols in batch.ledger["extra_columns"] for c in cols.split(",") if c})
+    return {
+        **table_metadata(metadata.tables[CLEAN_TABLE[table]], batch.rows, partition_label(days)),
+        "raw_rows": int(batch.ledger["raw_rows"].sum()),
+        "duplicate_rows": int(batch.ledger["duplicate_rows"].sum()),
+        "quarantined_rows": len(batch.quarantine),
+        "quarantined_by_reason": counts_table(reasons, "reason"),
+        "extra_columns_tolerated": ", ".join(extra) or "none",
+        "files_read": len(batch.ledger),
+    }
+
+
+def merge(table: str, batches: list[CleanBatch]) -> CleanBatch:
+    return CleanBatch(
+        table,
+        pd.concat([b.rows for b in batches], ignore_index=True),
+        pd.concat([b.quarantine for b in batches], ignore_index=True),
+        pd.concat([b.ledger for b in batches], ignore_index=True),
+    )
+
+
+def apply_references(engine: Engine, table: str, batch: CleanBatch) -> CleanBatch:
+    """Quarantine the rows whose session, order or product no export up to their own date had."""
+    rows = batch.rows
+    if table in ("lineup", "orders"):
+        skus = first_export_dates(engine, "clean_products", "sku", rows["sku"])
+        batch = enforce_known(batch, "sku", skus, "sku not in the catalogue")
+        sessions = first_export_dates(
+            engine, "clean_sessions", "session_key", batch.rows["session_key"]
+        )
+        what = "lineup" if table == "lineup" else "order"
+        batch = enforce_known(
+            batch, "session_key", sessions, f"{what} of a session unknown by its date"
+        )
+    if table == "refunds":
+        orders = first_export_dates(engine, "clean_orders", "order_key", rows["order_key"])
+        batch = enforce_known(batch, "order_key", orders, "refund of an order unknown by its date")
+        keys = batch.rows["order_key"]
+        states = read_where_in(engine, "clean_orders", "order_key", keys)[
+            ["order_key", "export_date", "paid_at", "paid_fen"]
+        ]
+        earlier = read_where_in(engine, "clean_refunds", "order_key", keys)
+        first_day = min(batch.rows["export_date"]) if len(batch.rows) else None
+        earlier = (
+            earlier[pd.to_datetime(earlier["export_date"]) < pd.Timestamp(first_day)]
+            if first_day
+            else earlier
+        )
+        batch = enforce_refund_rules(batch, states, earlier)
+    return batch
+
+
+def build_platform_asset(table: str) -> dg.AssetsDefinition:
     clean_table = metadata.tables[CLEAN_TABLE[table]]
 
     @dg.asset(
         name=CLEAN_ASSET_NAMES[table],
         key_prefix="clean",
         group_name="clean",
+        deps=[dg.AssetKey(["clean", CLEAN_ASSET_NAMES.get(ref, ref)]) for ref in REFERENCES[table]],
         partitions_def=daily_partitions,
         backfill_policy=single_run,
         kinds={"python", "sql"},
@@ -40,8 +119,8 @@ def build_clean_asset(table: str) -> dg.AssetsDefinition:
             f"The platforms' `{table}` exports of each date, typed (UTC times, integer fen), "
             "keyed and pseudonymised, one row per key per export date "
             f"(table `{clean_table.name}`, latest export per key in `{clean_table.name}_current`). "
-            "Rows that cannot be typed "
-            "go to `ops_quarantine`; `ops_ingest_ledger` adds every file up."
+            "Rows that cannot be typed or whose references are unknown go to `ops_quarantine`; "
+            "`ops_ingest_ledger` adds every file up."
         ),
     )
     def clean_asset(
@@ -51,6 +130,7 @@ def build_clean_asset(table: str) -> dg.AssetsDefinition:
         pseudonymizer: Pseudonymizer,
     ) -> dg.MaterializeResult:
         days = partition_dates(context)
+        engine = warehouse.get_engine()
         batches = []
         for platform in PLATFORMS:
             try:
@@ -61,38 +141,48 @@ def build_clean_asset(table: str) -> dg.AssetsDefinition:
                 )
             except (LandingNotReady, SchemaDriftError) as exc:
                 raise dg.Failure(description=str(exc), metadata={"platform": platform}) from exc
+            batch = apply_references(engine, table, batch)
             batches.append(batch)
             context.log.info(
                 f"{table}/{platform}: {len(days)} dates, "
                 f"{int(batch.ledger['raw_rows'].sum())} raw rows, {len(batch.rows)} clean, "
                 f"{len(batch.quarantine)} quarantined"
             )
-        rows = pd.concat([b.rows for b in batches], ignore_index=True)
-        quarantine = pd.concat([b.quarantine for b in batches], ignore_index=True)
-        ledger = pd.concat([b.ledger for b in batches], ignore_index=True)
-        engine = warehouse.get_engine()
-        with engine.begin() as conn:  # rows, quarantine and ledger are published together
-            write_partition(engine, clean_table, rows, "export_date", days, conn)
-            scope = {"table_name": table}
-            write_partition(engine, ops_quarantine, quarantine, "export_date", days, conn, scope)
-            write_partition(engine, ops_ingest_ledger, ledger, "export_date", days, conn, scope)
-        extra = sorted({c for cols in ledger["extra_columns"] for c in cols.split(",") if c})
-        return dg.MaterializeResult(
-            metadata={
-                **table_metadata(clean_table, rows, partition_label(days)),
-                "raw_rows": int(ledger["raw_rows"].sum()),
-                "duplicate_rows": int(ledger["duplicate_rows"].sum()),
-                "quarantined_rows": len(quarantine),
-                "quarantined_by_reason": counts_table(
-                    quarantine["reason"].str.replace(r":.*", "", regex=True).value_counts(),
-                    "reason",
-                ),
-                "extra_columns_tolerated": ", ".join(extra) or "none",
-                "files_read": len(ledger),
-            }
-        )
+        batch = merge(table, batches)
+        publish(engine, table, batch, days)
+        return dg.MaterializeResult(metadata=batch_metadata(table, batch, days))
 
     return clean_asset
 
 
-clean_assets = [build_clean_asset(table) for table in CLEAN_ASSET_NAMES]
+@dg.asset(
+    key=["clean", "products"],
+    group_name="clean",
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    kinds={"python", "sql"},
+    description=(
+        "The catalogue snapshots (`catalog/<date>/products.csv`), one row per SKU per snapshot "
+        "date (`clean_products`); data of date D uses the latest snapshot dated on or before D. "
+        "A snapshot lands only on dates the catalogue changed, so most dates add no rows."
+    ),
+)
+def products(
+    context: dg.AssetExecutionContext, landing_zone: LandingZone, warehouse: Warehouse
+) -> dg.MaterializeResult:
+    days = partition_dates(context)
+    try:
+        batch = clean_catalogue(landing_zone.path, days, context.run_id)
+    except (LandingNotReady, SchemaDriftError) as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    publish(warehouse.get_engine(), "products", batch, days)
+    snapshots = sorted({str(d) for d in batch.ledger["export_date"]})
+    return dg.MaterializeResult(
+        metadata={
+            **batch_metadata("products", batch, days),
+            "snapshots": ", ".join(snapshots) or "none",
+        }
+    )
+
+
+clean_assets = [products, *(build_platform_asset(table) for table in CLEAN_ASSET_NAMES)]

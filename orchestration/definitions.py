@@ -6,6 +6,7 @@ import os
 
 import dagster as dg
 
+from assets.checks import clean_checks
 from assets.clean import clean_assets
 from assets.partitions import daily_partitions
 from assets.resources import LandingZone, Pseudonymizer, Warehouse
@@ -16,6 +17,7 @@ from warehouse.settings import landing_dir, warehouse_url
 NIGHTLY_JOB = "nightly"
 
 all_assets = [*clean_assets, session_scorecard]
+all_checks = [*clean_checks]
 
 # One run per date for the nightly schedule; a backfill over a range is one run per asset
 # (single-run backfill policy), each asset body handling the whole window.
@@ -57,6 +59,7 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
 
 defs = dg.Definitions(
     assets=all_assets,
+    asset_checks=all_checks,
     jobs=[nightly_job],
     schedules=[nightly_schedule],
     resources=build_resources(),

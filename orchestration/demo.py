@@ -63,6 +63,20 @@ def run_window(first: str, last: str) -> dg.ExecuteInProcessResult:
         )
 
 
+def check_summary(result: dg.ExecuteInProcessResult) -> str:
+    """The quality gates' verdicts, as the data team sees them in the UI."""
+    evaluations = result.get_asset_check_evaluations()
+    lines = [f"\nQuality checks: {sum(e.passed for e in evaluations)}/{len(evaluations)} passed"]
+    for e in sorted(
+        evaluations, key=lambda e: (e.passed, e.asset_key.to_user_string(), e.check_name)
+    ):
+        if not e.passed:
+            severity = e.severity.value if e.severity else ""
+            text = (e.description or "").splitlines()[0][:140] if e.description else ""
+            lines.append(f"  {severity:5s} {e.asset_key.to_user_string()}:{e.check_name}  {text}")
+    return "\n".join(lines)
+
+
 def summary(url: str) -> str:
     engine = make_engine(url)
     names = set(inspect(engine).get_table_names())
@@ -110,6 +124,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"FAILED {event.step_key}: {event.event_specific_data.error.message.strip()}")
         raise SystemExit(1)
     print(f"run {result.run_id} succeeded")
+    print(check_summary(result))
     print(summary(warehouse_url()))
     print(f"\nData folder: {data_dir()}   ({time.perf_counter() - started:.0f} s in all)")
     print("Open the Dagster UI on the same instance and warehouse: make ui")

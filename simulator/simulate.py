@@ -295,11 +295,12 @@ class Simulation:
             self.record_outcome(session, outcome)
             oracle = oracle_gmv(self.world, plan, self.rng)
         else:
+            viewers = 0 if test_kind == 2 else int(self.rng.integers(3, 30))
             session.stats = {
-                "viewers": 0 if test_kind == 2 else int(self.rng.integers(3, 30)),
+                "viewers": viewers,
                 "avg_watch_s": 60.0,
-                "peak_online": 3,
-                "views": 5,
+                "peak_online": min(3, viewers),
+                "views": viewers + 2,
                 "new_followers": 0,
                 "comments": 1,
                 "likes": 2,

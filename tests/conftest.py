@@ -16,7 +16,7 @@ import dagster as dg
 import pytest
 
 from assets.resources import LandingZone, Pseudonymizer, Warehouse
-from orchestration.definitions import all_assets
+from orchestration.definitions import all_assets, all_checks
 from simulator import PRESETS, FaultRates, simulate
 
 SEED = 11
@@ -53,7 +53,7 @@ def run_assets(landing: Path, url: str, first: str, last: str | None = None, sel
     """Materialize the real asset graph over [first, last] in one run (as a backfill does)."""
     tags = {RANGE_START: first, RANGE_END: last or first}
     return dg.materialize(
-        all_assets,
+        [*all_assets, *all_checks],
         resources=resources(landing, url),
         tags=tags,
         selection=selection,

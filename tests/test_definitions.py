@@ -12,6 +12,7 @@ from orchestration.definitions import defs
 ASSETS = {
     "clean/lineups",
     "clean/orders",
+    "clean/products",
     "clean/refunds",
     "clean/sessions",
     "serving/session_scorecard",

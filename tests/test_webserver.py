@@ -79,6 +79,7 @@ def test_webserver_serves_the_asset_graph_partitions_and_schedule(tmp_path):
         "clean/lineups",
         "clean/orders",
         "clean/refunds",
+        "clean/products",
         "serving/session_scorecard",
     }
     assert all(n["isPartitioned"] for n in nodes.values())

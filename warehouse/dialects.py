@@ -94,6 +94,38 @@ LOGICAL_FIELDS: dict[str, tuple[Field, ...]] = {
     ),
 }
 
+# The brand's own files (catalogue and plan), one format for all platforms: UTF-8 CSV with
+# snake_case headers, yuan as `1299.00`, ISO 8601 dates and times with offset.
+BRAND_FIELDS: dict[str, tuple[Field, ...]] = {
+    "products": _fields(
+        "sku:id",
+        "brand:text:opt",
+        "category:category",
+        "subcategory:text:opt",
+        "list_price:money",
+        "energy_grade:grade:opt",
+        "launch_date:date:opt",
+    ),
+    "planned_sessions": _fields(
+        "plan_id:id",
+        "platform:platform",
+        "room_id:id",
+        "host_id:id",
+        "planned_start:isotime",
+        "planned_minutes:int",
+        "reservations:int",
+        "exported_at:isotime",
+    ),
+    "planned_lineup": _fields("plan_id:id", "sku:id", "planned_price:money", "coupon:money:opt"),
+}
+LOGICAL_FIELDS.update(BRAND_FIELDS)
+BRAND_FILES = {
+    "products": "catalog/{date}/products.csv",
+    "planned_sessions": "plan/{date}/planned_sessions.csv",
+    "planned_lineup": "plan/{date}/planned_lineup.csv",
+}
+CATEGORIES = ("kitchen", "large_appliance", "small_appliance", "personal_care", "smart_home")
+
 # Personal fields: never past the clean layer, masked in quarantine.
 PERSONAL_FIELDS = frozenset({"phone", "address"})
 
@@ -193,6 +225,10 @@ DIALECTS: dict[str, Dialect] = {
         _HEADERS["taobao"], _STATUSES["taobao"],
     ),
     "jd": Dialect("jd", "jsonl", "utf-8", None, False, False, _HEADERS["jd"], _STATUSES["jd"]),
+    "brand": Dialect(
+        "brand", "csv", "utf-8", None, False, False,
+        {t: tuple(f.name for f in fs) for t, fs in BRAND_FIELDS.items()}, {},
+    ),
 }  # fmt: skip
 
 
@@ -228,7 +264,7 @@ class ParsedFile:
     extra_columns: list[str]
 
 
-QUARANTINE_COLUMNS = ["line", "field", "reason", "raw"]
+QUARANTINE_COLUMNS = ["line", "field", "kind", "reason", "raw"]
 
 # ---------------------------------------------------------------------------------------------
 # Reading
@@ -244,7 +280,8 @@ def read_raw(path: Path | str, platform: str, table: str) -> RawExport:
     data = path.read_bytes()
     reader = _read_csv if dialect.file_format == "csv" else _read_jsonl
     rows, bad, extra = reader(data, path, dialect, table)
-    return RawExport(rows, pd.DataFrame(bad, columns=QUARANTINE_COLUMNS), extra)
+    bad_frame = pd.DataFrame(bad, columns=["line", "field", "reason", "raw"]).assign(kind="format")
+    return RawExport(rows, bad_frame[QUARANTINE_COLUMNS], extra)
 
 
 def read_platform_file(path: Path | str, platform: str, table: str) -> ParsedFile:
@@ -408,6 +445,7 @@ def type_rows(raw: pd.DataFrame, platform: str, table: str) -> tuple[pd.DataFram
     bad_mask = ~pd.isna(reason)
     bad = raw.loc[bad_mask, passthrough].copy()
     bad["field"] = field_of[bad_mask]
+    bad["kind"] = "value"
     bad["reason"] = reason[bad_mask]
     records = raw.loc[bad_mask, logical].astype(object).to_dict("records")
     bad["raw"] = [_mask({k: _jsonable(v) for k, v in r.items()}) for r in records]
@@ -471,6 +509,24 @@ def _convert(
         )
         fen = pd.to_numeric(digits, errors="coerce").astype("Int64")
         return fen, ~ok, negative & ok
+    if f.kind == "date":
+        parsed = pd.to_datetime(stripped.where(~empty), format="%Y-%m-%d", errors="coerce")
+        return parsed.dt.date, parsed.isna() & ~empty, none
+    if f.kind == "isotime":
+        parsed = pd.to_datetime(stripped.where(~empty), format="ISO8601", errors="coerce", utc=True)
+        # An offset is required: a time without one is ambiguous.
+        has_offset = stripped.str.contains(r"(?:[+-]\d\d:?\d\d|Z)$", regex=True)
+        invalid = (parsed.isna() | ~has_offset) & ~empty
+        return parsed.dt.tz_localize(None).astype("datetime64[us]"), invalid, none
+    if f.kind in ("category", "platform", "grade"):
+        allowed = {
+            "category": CATEGORIES,
+            "platform": PLATFORMS,
+            "grade": ("1", "2", "3", "4", "5"),
+        }[f.kind]
+        invalid = ~stripped.isin(allowed) & ~empty
+        typed = stripped.where(~empty, None)
+        return (typed.astype("Int64") if f.kind == "grade" else typed.astype("str")), invalid, none
     if f.kind == "time":
         parsed = pd.to_datetime(stripped.where(~empty), format=dialect.time_format, errors="coerce")
         invalid = parsed.isna() & ~empty

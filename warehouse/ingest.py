@@ -14,7 +14,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from warehouse.dialects import DIALECTS, PLATFORMS, SchemaDriftError, read_raw, type_rows
+from warehouse.dialects import (
+    DIALECTS,
+    LOGICAL_FIELDS,
+    PLATFORMS,
+    SchemaDriftError,
+    read_raw,
+    type_rows,
+)
 from warehouse.schema import CLEAN_KEYS
 
 SUCCESS_MARKER = "_SUCCESS"
@@ -22,6 +29,7 @@ DEV_VIEWER_KEY_SECRET = "dev-only-secret-not-for-production"
 
 # Landing table name -> clean table name, and the key that identifies a row within a platform.
 CLEAN_TABLE = {
+    "products": "clean_products",
     "sessions": "clean_sessions",
     "lineup": "clean_lineups",
     "orders": "clean_orders",
@@ -96,31 +104,57 @@ def clean_platform_exports(
     """Read one platform's exports of `table` for some dates: typed, keyed, pseudonymised and
     deduplicated rows, the quarantined rows, and one ledger line per file.
 
-    Raises SchemaDriftError (the platform-date fails) when a required column is missing.
+    Raises SchemaDriftError (the platform-date fails) when a required column or the file is
+    missing: every platform-date folder holds all four files.
     """
-    dialect = DIALECTS[platform]
-    raws, unreadable, files = [], [], []
-    for day in export_dates:
-        path = folder(landing_root, platform, day) / dialect.file_name(table)
-        source = f"{platform}/{day.isoformat()}/{dialect.file_name(table)}"
-        if not path.exists():
+    name = DIALECTS[platform].file_name(table)
+    files = [(day, f"{platform}/{day.isoformat()}/{name}") for day in export_dates]
+    for _, source in files:
+        if not (Path(landing_root) / source).exists():
             raise SchemaDriftError(source, ["<the whole file>"], [])
+    return _clean_files(landing_root, files, platform, table, secret, run_id)
+
+
+def clean_catalogue(landing_root: Path | str, dates: list[dt.date], run_id: str) -> CleanBatch:
+    """The catalogue snapshots dated in `dates` (a snapshot is written only on dates it changed,
+    so most dates have none). A snapshot folder without _SUCCESS raises LandingNotReady."""
+    files = []
+    for day in dates:
+        path = Path(landing_root) / "catalog" / day.isoformat()
+        if path.exists():
+            require_ready(landing_root, "catalog", day)
+            files.append((day, f"catalog/{day.isoformat()}/products.csv"))
+    return _clean_files(landing_root, files, "brand", "products", "", run_id)
+
+
+def _clean_files(
+    landing_root: Path | str,
+    files: list[tuple[dt.date, str]],
+    dialect: str,
+    table: str,
+    secret: str,
+    run_id: str,
+) -> CleanBatch:
+    raws, unreadable, ledger_rows = [], [], []
+    for day, source in files:
         try:
-            raw = read_raw(path, platform, table)
+            raw = read_raw(Path(landing_root) / source, dialect, table)
         except SchemaDriftError as exc:
             raise SchemaDriftError(source, exc.missing, exc.present) from exc
         tag = {"export_date": day, "source_file": source}
         raws.append(raw.rows.assign(**tag))
         unreadable.append(raw.bad.assign(**tag))
-        files.append(
+        ledger_rows.append(
             {
                 **tag,
                 "raw_rows": len(raw.rows) + len(raw.bad),
                 "extra_columns": ",".join(raw.extra_columns),
             }
         )
-    typed, bad = type_rows(pd.concat(raws, ignore_index=True), platform, table)
-    rows = _shape(typed, platform, table, secret).rename(columns={"line": "source_line"})
+    fields = [f.name for f in LOGICAL_FIELDS[table]]
+    empty = pd.DataFrame(columns=["line", *fields, "export_date", "source_file"])
+    typed, bad = type_rows(pd.concat(raws, ignore_index=True) if raws else empty, dialect, table)
+    rows = _shape(typed, dialect, table, secret).rename(columns={"line": "source_line"})
     rows["run_id"] = run_id
     # The same key twice in one export: the later line wins.
     key = [*CLEAN_KEYS[CLEAN_TABLE[table]], "export_date"]
@@ -128,8 +162,11 @@ def clean_platform_exports(
     quarantine = pd.concat([*unreadable, bad], ignore_index=True).rename(
         columns={"line": "source_line"}
     )
-    quarantine = quarantine.assign(platform=platform, table_name=table, run_id=run_id)
-    ledger = pd.DataFrame(files).assign(platform=platform, table_name=table, run_id=run_id)
+    quarantine = quarantine.assign(platform=dialect, table_name=table, run_id=run_id)
+    ledger = pd.DataFrame(
+        ledger_rows, columns=["export_date", "source_file", "raw_rows", "extra_columns"]
+    )
+    ledger = ledger.assign(platform=dialect, table_name=table, run_id=run_id)
     per_file = {
         "clean_rows": deduplicated["source_file"].value_counts(),
         "duplicate_rows": rows["source_file"]
@@ -150,6 +187,8 @@ def clean_platform_exports(
 def _shape(rows: pd.DataFrame, platform: str, table: str, secret: str) -> pd.DataFrame:
     """Logical typed columns -> the clean table's columns (keys, fen, no personal data)."""
     out = rows.copy()
+    if table == "products":
+        return out.rename(columns={"list_price": "list_price_fen"})
     out.insert(0, "platform", platform)
     if "session_id" in out:
         out.insert(0, "session_key", platform + ":" + out["session_id"])

@@ -120,8 +120,24 @@ clean_refunds = Table(
     PrimaryKeyConstraint("refund_key", "export_date"),
 )
 
+clean_products = Table(
+    "clean_products",
+    metadata,
+    Column("sku", String(64), nullable=False),
+    Column("export_date", Date, nullable=False),  # the catalogue snapshot's date
+    Column("brand", Text),
+    Column("category", String(32), nullable=False),
+    Column("subcategory", String(64)),
+    Column("list_price_fen", BigInteger, nullable=False),
+    Column("energy_grade", Integer),
+    Column("launch_date", Date),
+    *_source_columns(),
+    PrimaryKeyConstraint("sku", "export_date"),
+)
+
 # The key of each clean table, and the view that keeps its latest export per key.
 CLEAN_KEYS: dict[str, tuple[str, ...]] = {
+    "clean_products": ("sku",),
     "clean_sessions": ("session_key",),
     "clean_lineups": ("session_key", "sku"),
     "clean_orders": ("order_key",),
@@ -139,6 +155,9 @@ ops_quarantine = Table(
     Column("source_file", Text, nullable=False),
     Column("source_line", Integer, nullable=False),
     Column("field", String(64)),
+    # format: the record could not be split into fields; value: a field could not be typed;
+    # reference: what it refers to is unknown by its date; rule: a business rule is broken.
+    Column("kind", String(16), nullable=False),
     Column("reason", Text, nullable=False),
     Column("raw", Text, nullable=False),
     Column("run_id", String(64), nullable=False),
@@ -275,7 +294,7 @@ SERVING_VIEWS: dict[str, tuple[str, str]] = {
 }
 
 LAYERS: dict[str, tuple[Table, ...]] = {
-    "clean": (clean_sessions, clean_lineups, clean_orders, clean_refunds),
+    "clean": (clean_products, clean_sessions, clean_lineups, clean_orders, clean_refunds),
     "ops": (ops_quarantine, ops_ingest_ledger),
     "serving": SERVING_TABLES,
 }

@@ -237,3 +237,14 @@ def read_where_in(
     if not frames:
         return read_frame(engine, f"SELECT * FROM {table_or_view} WHERE 1 = 0")
     return pd.concat(frames, ignore_index=True)
+
+
+def first_export_dates(
+    engine: Engine, table: str, column: str, values: Iterable[object]
+) -> pd.Series:
+    """For each value of `column`, the first export date that carried it (what was known when)."""
+    found = read_where_in(engine, table, column, values)
+    if found.empty:
+        return pd.Series(dtype="object")
+    dates = pd.to_datetime(found["export_date"])
+    return found.assign(export_date=dates).groupby(column)["export_date"].min()

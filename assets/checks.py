@@ -1,0 +1,236 @@
+"""Quality gates of the clean layer, run as Dagster asset checks after each write.
+
+Blocking checks (ERROR) stop everything downstream in the run: broken keys, impossible values,
+a ledger that does not add up, a file whose rows are mostly quarantined. Warnings (WARN) show
+in the UI and let the run go on. The README's "Quality gates" says why each is which.
+"""
+
+import dagster as dg
+import pandas as pd
+
+from assets.metadata import counts_table
+from assets.partitions import daily_partitions, partition_dates
+from assets.resources import Warehouse
+from warehouse import quality
+from warehouse.ingest import CLEAN_TABLE
+from warehouse.store import read_frame
+
+VALID = "valid"
+LOOKS_NORMAL = "looks_normal"
+LEDGER_ADDS_UP = "ledger_adds_up"
+QUARANTINE_RATE = "quarantine_rate"
+# A file fails when more than this share of its rows (and more than a handful) is quarantined:
+# the sign of a broken export rather than of a few bad rows.
+MAX_QUARANTINE_SHARE = 0.05
+MAX_QUARANTINE_FLOOR = 5
+
+CLEAN_ASSETS = {
+    "products": "products",
+    "sessions": "sessions",
+    "lineup": "lineups",
+    "orders": "orders",
+    "refunds": "refunds",
+}
+
+
+def _window(context) -> dict[str, str]:
+    days = partition_dates(context)
+    return {"first": days[0].isoformat(), "last": days[-1].isoformat()}
+
+
+def _rows(warehouse: Warehouse, table: str, window: dict[str, str]) -> pd.DataFrame:
+    return read_frame(
+        warehouse.get_engine(),
+        f"SELECT * FROM {table} WHERE export_date BETWEEN :first AND :last",
+        window,
+    )
+
+
+def _verdict_result(
+    verdict: quality.Verdict, severity: dg.AssetCheckSeverity
+) -> dg.AssetCheckResult:
+    failures = verdict.failures_frame()
+    return dg.AssetCheckResult(
+        passed=verdict.passed,
+        severity=severity,
+        description=verdict.summary()[:1000],
+        metadata={
+            "suite": verdict.suite,
+            "rows_checked": verdict.rows,
+            "failed_expectations": len(failures),
+            "failing_rows": int(failures["rows"].fillna(0).sum()) if len(failures) else 0,
+            "failures": dg.MetadataValue.md(failures.to_markdown(index=False))
+            if len(failures)
+            else "none",
+        },
+    )
+
+
+def build_checks(table: str) -> list[dg.AssetChecksDefinition]:
+    key = dg.AssetKey(["clean", CLEAN_ASSETS[table]])
+    clean_table = CLEAN_TABLE[table]
+
+    @dg.asset_check(
+        asset=key,
+        name=VALID,
+        blocking=True,
+        partitions_def=daily_partitions,
+        description=(
+            f"Great Expectations suite `{clean_table}_blocking`: keys, required fields, ranges, "
+            "allowed values."
+        ),
+    )
+    def valid(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+        rows = _rows(warehouse, clean_table, _window(context))
+        return _verdict_result(
+            quality.validate(clean_table, rows, blocking=True), dg.AssetCheckSeverity.ERROR
+        )
+
+    @dg.asset_check(
+        asset=key,
+        name=LOOKS_NORMAL,
+        blocking=False,
+        partitions_def=daily_partitions,
+        description=(
+            f"Great Expectations suite `{clean_table}_warnings`: odd but possible values a "
+            "person should look at."
+        ),
+    )
+    def looks_normal(
+        context: dg.AssetCheckExecutionContext, warehouse: Warehouse
+    ) -> dg.AssetCheckResult:
+        rows = _rows(warehouse, clean_table, _window(context))
+        return _verdict_result(
+            quality.validate(clean_table, rows, blocking=False), dg.AssetCheckSeverity.WARN
+        )
+
+    @dg.asset_check(
+        asset=key,
+        name=LEDGER_ADDS_UP,
+        blocking=True,
+        partitions_def=daily_partitions,
+        description=(
+            "Per file: raw rows = clean + duplicates + quarantined, and the ledger's clean and "
+            "quarantined counts are the rows really in the clean table and the quarantine."
+        ),
+    )
+    def ledger_adds_up(
+        context: dg.AssetCheckExecutionContext, warehouse: Warehouse
+    ) -> dg.AssetCheckResult:
+        window = _window(context)
+        engine = warehouse.get_engine()
+        params = {**window, "table": table}
+        ledger = read_frame(
+            engine,
+            "SELECT * FROM ops_ingest_ledger "
+            "WHERE table_name = :table AND export_date BETWEEN :first AND :last",
+            params,
+        ).set_index("source_file")
+        in_table = read_frame(
+            engine,
+            f"SELECT source_file, COUNT(*) AS n FROM {clean_table} "
+            "WHERE export_date BETWEEN :first AND :last GROUP BY source_file",
+            window,
+        ).set_index("source_file")["n"]
+        quarantined = read_frame(
+            engine,
+            "SELECT source_file, COUNT(*) AS n FROM ops_quarantine WHERE table_name = :table "
+            "AND export_date BETWEEN :first AND :last GROUP BY source_file",
+            params,
+        ).set_index("source_file")["n"]
+        files = ledger.index.union(in_table.index).union(quarantined.index)
+        ledger = ledger.reindex(files)
+        report = pd.DataFrame(
+            {
+                "raw": ledger["raw_rows"],
+                "clean": ledger["clean_rows"],
+                "duplicates": ledger["duplicate_rows"],
+                "quarantined": ledger["quarantined_rows"],
+                "clean_in_table": in_table.reindex(files).fillna(0).astype(int),
+                "in_quarantine": quarantined.reindex(files).fillna(0).astype(int),
+            }
+        )
+        adds_up = report["raw"] == report["clean"] + report["duplicates"] + report["quarantined"]
+        matches = (report["clean"] == report["clean_in_table"]) & (
+            report["quarantined"] == report["in_quarantine"]
+        )
+        bad = report[~(adds_up & matches)].reset_index(names="file")
+        return dg.AssetCheckResult(
+            passed=bad.empty,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=f"{len(bad)} of {len(report)} files do not add up" if len(bad) else None,
+            metadata={
+                "files": len(report),
+                "raw_rows": int(report["raw"].fillna(0).sum()),
+                "files_not_adding_up": len(bad),
+                "examples": dg.MetadataValue.md(bad.head(10).to_markdown(index=False))
+                if len(bad)
+                else "none",
+            },
+        )
+
+    @dg.asset_check(
+        asset=key,
+        name=QUARANTINE_RATE,
+        blocking=True,
+        partitions_def=daily_partitions,
+        description=(
+            f"No file has more than {MAX_QUARANTINE_SHARE:.0%} (and more than "
+            f"{MAX_QUARANTINE_FLOOR}) of its rows quarantined: that is a broken export."
+        ),
+    )
+    def quarantine_rate(
+        context: dg.AssetCheckExecutionContext, warehouse: Warehouse
+    ) -> dg.AssetCheckResult:
+        params = {**_window(context), "table": table}
+        engine = warehouse.get_engine()
+        ledger = read_frame(
+            engine,
+            "SELECT source_file, raw_rows FROM ops_ingest_ledger "
+            "WHERE table_name = :table AND export_date BETWEEN :first AND :last",
+            params,
+        )
+        # Rows broken in the file itself; orphans of a quarantined parent do not count here.
+        own = read_frame(
+            engine,
+            "SELECT source_file, COUNT(*) AS quarantined_rows FROM ops_quarantine "
+            "WHERE table_name = :table AND kind IN ('format', 'value') "
+            "AND export_date BETWEEN :first AND :last GROUP BY source_file",
+            params,
+        )
+        ledger = ledger.merge(own, on="source_file", how="left").fillna({"quarantined_rows": 0})
+        limit = (ledger["raw_rows"] * MAX_QUARANTINE_SHARE).clip(lower=MAX_QUARANTINE_FLOOR)
+        bad = ledger[ledger["quarantined_rows"] > limit]
+        reasons = read_frame(
+            engine,
+            "SELECT source_file, reason FROM ops_quarantine WHERE table_name = :table "
+            "AND kind IN ('format', 'value') AND export_date BETWEEN :first AND :last",
+            params,
+        )
+        top = reasons[reasons["source_file"].isin(bad["source_file"])]["reason"].str.replace(
+            r":.*", "", regex=True
+        )
+        return dg.AssetCheckResult(
+            passed=bad.empty,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=f"{len(bad)} files mostly quarantined: {', '.join(bad['source_file'][:5])}"
+            if len(bad)
+            else None,
+            metadata={
+                "files": len(ledger),
+                "worst_share": float(
+                    (ledger["quarantined_rows"] / ledger["raw_rows"].clip(lower=1)).max()
+                )
+                if len(ledger)
+                else 0.0,
+                "failing_files": dg.MetadataValue.md(bad.to_markdown(index=False))
+                if len(bad)
+                else "none",
+                "their_reasons": counts_table(top.value_counts(), "reason"),
+            },
+        )
+
+    return [valid, looks_normal, ledger_adds_up, quarantine_rate]
+
+
+clean_checks = [check for table in CLEAN_ASSETS for check in build_checks(table)]

@@ -1,0 +1,103 @@
+"""Small landing zones written by the tests themselves, one fault at a time."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+
+from warehouse.dialects import DIALECTS, PLATFORMS, write_platform_file
+
+SKUS = ("LS-KT1000", "LS-SA1007")
+CATALOG_HEADER = "sku,brand,category,subcategory,list_price,energy_grade,launch_date"
+
+
+def local(text: str) -> pd.Timestamp:
+    """A China-time wall clock as the UTC naive timestamp the frames carry."""
+    return pd.Timestamp(text) - pd.Timedelta(hours=8)
+
+
+def session(sid: str, start: str, end: str | None, **changes) -> dict:
+    row = {
+        "session_id": sid, "room_id": "R1", "room_name": "澜舍官方直播间", "host_id": "H001",
+        "title": "厨房好物", "start_time": local(start), "end_time": local(end) if end else pd.NaT,
+        "viewers": 100, "views": 130, "peak_online": 40, "avg_watch_s": 300.0,
+        "new_followers": 3, "comments": 5, "likes": 20, "gmv": 0, "orders": 0,
+    }  # fmt: skip
+    row.update(changes)
+    return row
+
+
+def lineup(sid: str, sku: str = SKUS[0], **changes) -> dict:
+    row = {
+        "session_id": sid, "sku": sku, "listed_at": local("2026-11-01 19:55:00"),
+        "live_price": 99900, "strike_price": 129900, "coupon": None, "stock": 100,
+    }  # fmt: skip
+    row.update(changes)
+    return row
+
+
+def order(oid: str, sid: str, created: str, paid_at: str | None, status: str, **changes) -> dict:
+    row = {
+        "order_id": oid, "session_id": sid, "sku": SKUS[0], "buyer_id": f"buyer-{oid}",
+        "phone": "13800138000", "province": "浙江省", "city": "杭州市",
+        "address": "西湖区文三路100号", "quantity": 1, "unit_price": 99900, "paid": 99900,
+        "created_at": local(created), "paid_at": local(paid_at) if paid_at else pd.NaT,
+        "status": status,
+    }  # fmt: skip
+    row.update(changes)
+    return row
+
+
+def refund(rid: str, oid: str, amount: int, at: str) -> dict:
+    return {
+        "refund_id": rid,
+        "order_id": oid,
+        "amount": amount,
+        "refunded_at": local(at),
+        "reason": "七天无理由退货",
+    }
+
+
+COLUMNS = {
+    "sessions": list(session("x", "2026-11-01 00:00:00", None)),
+    "lineup": list(lineup("x")),
+    "orders": list(order("x", "x", "2026-11-01 00:00:00", None, "unpaid")),
+    "refunds": list(refund("x", "x", 1, "2026-11-01 00:00:00")),
+}
+
+
+def write_day(
+    root: Path, day: str, platform: str = "douyin", success: bool = True, **tables: list[dict]
+) -> None:
+    """One date's folders: `platform` gets the given rows, the other platforms empty files."""
+    for name in PLATFORMS:
+        folder = root / name / day
+        folder.mkdir(parents=True, exist_ok=True)
+        for table, columns in COLUMNS.items():
+            rows = tables.get(table, []) if name == platform else []
+            frame = pd.DataFrame(rows, columns=columns)
+            if table == "lineup":
+                frame["coupon"] = frame["coupon"].astype("Int64")
+            write_platform_file(folder / DIALECTS[name].file_name(table), frame, name, table)
+        if success:
+            (folder / "_SUCCESS").write_bytes(b"")
+
+
+def write_catalog(root: Path, day: str, skus: tuple[str, ...] = SKUS) -> None:
+    folder = root / "catalog" / day
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [CATALOG_HEADER] + [f"{s},澜舍,kitchen,rice_cooker,1299.00,2,2025-01-01" for s in skus]
+    (folder / "products.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (folder / "_SUCCESS").write_bytes(b"")
+
+
+def edit_text(path: Path, old: str, new: str, encoding: str = "utf-8-sig") -> None:
+    text = path.read_text(encoding=encoding)
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1), encoding=encoding)
+
+
+def next_day(day: str, n: int = 1) -> str:
+    return (dt.date.fromisoformat(day) + dt.timedelta(days=n)).isoformat()

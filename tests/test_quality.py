@@ -1,0 +1,83 @@
+"""The Great Expectations suites: each passes on good rows and fails, with examples, on bad."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from warehouse import quality
+
+DAY = dt.date(2026, 11, 11)
+
+
+def orders(**changes) -> pd.DataFrame:
+    base = {
+        "order_key": ["jd:1", "jd:2"],
+        "export_date": [DAY, DAY],
+        "platform": ["jd", "jd"],
+        "session_key": ["jd:s", "jd:s"],
+        "sku": ["LS-KT1000", "LS-KT1000"],
+        "viewer_key": ["a" * 64, "b" * 64],
+        "quantity": [1, 2],
+        "unit_price_fen": [129900, 9900],
+        "paid_fen": [124900, 19800],
+        "created_at": pd.to_datetime(["2026-11-11 12:00", "2026-11-11 12:05"]),
+        "paid_at": pd.to_datetime(["2026-11-11 12:01", None]),
+        "status": ["paid", "unpaid"],
+    }
+    base.update(changes)
+    return pd.DataFrame(base)
+
+
+def sessions(**changes) -> pd.DataFrame:
+    base = {
+        "session_key": ["jd:s"], "export_date": [DAY], "platform": ["jd"], "room_id": ["r"],
+        "host_id": ["H001"], "start_time": pd.to_datetime(["2026-11-11 12:00"]),
+        "end_time": pd.to_datetime(["2026-11-11 15:00"]), "viewers": [100], "views": [120],
+        "peak_online": [40], "avg_watch_s": [300.0], "gmv_fen": [1000], "orders": [1],
+    }  # fmt: skip
+    base.update(changes)
+    return pd.DataFrame(base)
+
+
+def test_good_rows_pass_both_suites():
+    for table, frame in (("clean_orders", orders()), ("clean_sessions", sessions())):
+        assert quality.validate(table, frame, blocking=True).passed
+        assert quality.validate(table, frame, blocking=False).passed
+
+
+@pytest.mark.parametrize(
+    ("changes", "expectation", "example_key"),
+    [
+        ({"order_key": ["jd:1", "jd:1"]}, "expect_compound_columns_to_be_unique", "jd:1"),
+        ({"quantity": [1, 0]}, "expect_column_values_to_be_between", "jd:2"),
+        ({"status": ["paid", "lost"]}, "expect_column_values_to_be_in_set", "jd:2"),
+        ({"viewer_key": ["a" * 64, "13800000000"]}, "expect_column_value_lengths_to_equal", "jd:2"),
+    ],
+)
+def test_blocking_suite_names_the_failing_rows(changes, expectation, example_key):
+    verdict = quality.validate("clean_orders", orders(**changes), blocking=True)
+    assert not verdict.passed
+    failure = next(f for f in verdict.failures if f.expectation == expectation)
+    assert failure.unexpected_count >= 1
+    assert any(example_key in str(e) for e in failure.examples)
+    assert expectation in verdict.summary()
+
+
+def test_warnings_flag_odd_but_possible_rows():
+    odd = orders(paid_fen=[124900, 30000])  # paid more than 2 x 99.00: a warning, not a block
+    assert quality.validate("clean_orders", odd, blocking=True).passed
+    verdict = quality.validate("clean_orders", odd, blocking=False)
+    assert not verdict.passed and verdict.failures[0].examples[0]["order_key"] == "jd:2"
+
+
+def test_session_ending_before_it_starts_blocks():
+    bad = sessions(end_time=pd.to_datetime(["2026-11-11 11:00"]))
+    verdict = quality.validate("clean_sessions", bad, blocking=True)
+    assert [f.column for f in verdict.failures] == ["end_time,start_time"]
+
+
+def test_empty_partition_passes_column_rules():
+    assert quality.validate("clean_orders", orders().iloc[0:0], blocking=True).passed

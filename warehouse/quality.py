@@ -1,0 +1,245 @@
+"""Great Expectations suites of the clean tables, defined in code, and a plain-data verdict.
+
+Each clean table has a blocking suite (bad data that must stop what depends on it: broken keys,
+impossible values) and a warning suite (odd but possible data a person should look at). Why
+each rule is where it is: README, "Quality gates".
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+PLATFORM_SET = ["douyin", "taobao", "jd"]
+CATEGORIES = ["kitchen", "large_appliance", "small_appliance", "personal_care", "smart_home"]
+ORDER_STATUSES = ["unpaid", "paid", "shipped", "finished", "closed"]
+MAX_PRICE_FEN = 100_000 * 100  # no home appliance of this brand lists above 100,000 yuan
+MAX_SESSION_MINUTES = 12 * 60
+EXAMPLES = 5
+
+
+@dataclass
+class Failure:
+    expectation: str
+    column: str
+    unexpected_count: int | None
+    unexpected_percent: float | None
+    examples: list[dict]
+
+
+@dataclass
+class Verdict:
+    suite: str
+    rows: int
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def summary(self) -> str:
+        if self.passed:
+            return f"{self.suite}: all expectations met on {self.rows} rows"
+        parts = [
+            f"{f.expectation}({f.column}): {f.unexpected_count} rows, e.g. {f.examples[:2]}"
+            for f in self.failures
+        ]
+        return f"{self.suite}: " + "; ".join(parts)
+
+    def failures_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            [
+                {
+                    "expectation": f.expectation,
+                    "column": f.column,
+                    "rows": f.unexpected_count,
+                    "percent": None
+                    if f.unexpected_percent is None
+                    else round(f.unexpected_percent, 3),
+                    "examples": "; ".join(str(e) for e in f.examples[:3]),
+                }
+                for f in self.failures
+            ],
+            columns=["expectation", "column", "rows", "percent", "examples"],
+        )
+
+
+def _suites() -> dict[str, tuple[list, list]]:
+    """table -> (blocking expectations, warning expectations)."""
+    import great_expectations.expectations as gxe
+
+    def not_null(*columns: str) -> list:
+        return [gxe.ExpectColumnValuesToNotBeNull(column=c) for c in columns]
+
+    def non_negative(*columns: str) -> list:
+        return [gxe.ExpectColumnValuesToBeBetween(column=c, min_value=0) for c in columns]
+
+    def unique(*columns: str) -> object:
+        return gxe.ExpectCompoundColumnsToBeUnique(column_list=[*columns, "export_date"])
+
+    platforms = gxe.ExpectColumnValuesToBeInSet(column="platform", value_set=PLATFORM_SET)
+    return {
+        "clean_products": (
+            [
+                unique("sku"),
+                *not_null("sku", "category", "list_price_fen"),
+                gxe.ExpectColumnValuesToBeInSet(column="category", value_set=CATEGORIES),
+                gxe.ExpectColumnValuesToBeBetween(
+                    column="list_price_fen", min_value=1, max_value=MAX_PRICE_FEN
+                ),
+                gxe.ExpectColumnValuesToBeBetween(column="energy_grade", min_value=1, max_value=5),
+            ],
+            [gxe.ExpectColumnValuesToNotBeNull(column="launch_date")],
+        ),
+        "clean_sessions": (
+            [
+                unique("session_key"),
+                platforms,
+                *not_null("session_key", "room_id", "host_id", "start_time"),
+                *non_negative("viewers", "views", "peak_online", "avg_watch_s"),
+                *non_negative("gmv_fen", "orders"),
+                gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A="end_time", column_B="start_time", or_equal=True,
+                    ignore_row_if="either_value_is_missing",
+                ),
+            ],
+            [
+                gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A="views", column_B="viewers", or_equal=True
+                ),
+                gxe.ExpectColumnValuesToBeBetween(
+                    column="duration_min", max_value=MAX_SESSION_MINUTES
+                ),
+            ],
+        ),
+        "clean_lineups": (
+            [
+                unique("session_key", "sku"),
+                platforms,
+                *not_null("session_key", "sku", "listed_at"),
+                *non_negative("live_price_fen", "strike_price_fen", "stock"),
+                gxe.ExpectColumnValuesToBeBetween(column="live_price_fen", max_value=MAX_PRICE_FEN),
+            ],
+            [
+                gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A="strike_price_fen", column_B="live_price_fen", or_equal=True
+                ),
+            ],
+        ),
+        "clean_orders": (
+            [
+                unique("order_key"),
+                platforms,
+                *not_null("order_key", "session_key", "sku", "viewer_key", "created_at"),
+                gxe.ExpectColumnValuesToBeBetween(column="quantity", min_value=1),
+                *non_negative("unit_price_fen", "paid_fen"),
+                gxe.ExpectColumnValuesToBeInSet(column="status", value_set=ORDER_STATUSES),
+                gxe.ExpectColumnValueLengthsToEqual(column="viewer_key", value=64),
+            ],
+            [
+                gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A="paid_at", column_B="created_at", or_equal=True,
+                    ignore_row_if="either_value_is_missing",
+                ),
+                gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A="list_amount_fen", column_B="paid_fen", or_equal=True
+                ),
+            ],
+        ),
+        "clean_refunds": (
+            [
+                unique("refund_key"),
+                platforms,
+                *not_null("refund_key", "order_key", "refunded_at"),
+                gxe.ExpectColumnValuesToBeBetween(column="amount_fen", min_value=1),
+            ],
+            [],
+        ),
+    }  # fmt: skip
+
+
+# Columns derived for the expectations only (GX compares columns, not expressions).
+_DERIVED: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {
+    "clean_sessions": lambda df: df.assign(
+        duration_min=(
+            pd.to_datetime(df["end_time"]) - pd.to_datetime(df["start_time"])
+        ).dt.total_seconds()
+        / 60
+    ),
+    "clean_orders": lambda df: df.assign(list_amount_fen=df["unit_price_fen"] * df["quantity"]),
+}
+_INDEX_COLUMNS = {
+    "clean_products": ["sku"],
+    "clean_sessions": ["session_key"],
+    "clean_lineups": ["session_key", "sku"],
+    "clean_orders": ["order_key"],
+    "clean_refunds": ["refund_key"],
+}
+
+
+@functools.cache
+def _context():
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+@functools.cache
+def _batch_definition(table: str):
+    context = _context()
+    source = context.data_sources.add_pandas(f"{table}_source")
+    return source.add_dataframe_asset(table).add_batch_definition_whole_dataframe("partition")
+
+
+def suite_names() -> list[str]:
+    return sorted(_suites())
+
+
+def validate(table: str, df: pd.DataFrame, blocking: bool) -> Verdict:
+    """Run the table's blocking or warning suite on `df` and say what failed, with examples."""
+    import great_expectations as gx
+
+    expectations = _suites()[table][0 if blocking else 1]
+    suite_name = f"{table}_{'blocking' if blocking else 'warnings'}"
+    verdict = Verdict(suite_name, len(df))
+    if not expectations or df.empty:
+        return verdict
+    frame = _DERIVED.get(table, lambda d: d)(df.reset_index(drop=True))
+    suite = gx.ExpectationSuite(name=suite_name, expectations=expectations)
+    batch = _batch_definition(table).get_batch(batch_parameters={"dataframe": frame})
+    result = batch.validate(
+        suite,
+        result_format={
+            "result_format": "SUMMARY",
+            "unexpected_index_column_names": _INDEX_COLUMNS[table],
+        },
+    )
+    for item in result.results:
+        if item.success:
+            continue
+        kwargs = item.expectation_config.kwargs
+        column = kwargs.get("column") or ",".join(
+            str(kwargs[k]) for k in ("column_A", "column_B", "column_list") if k in kwargs
+        )
+        examples = [
+            {k: str(v) for k, v in example.items()}
+            for example in (item.result.get("partial_unexpected_index_list") or [])[:EXAMPLES]
+        ]
+        verdict.failures.append(
+            Failure(
+                expectation=item.expectation_config.type,
+                column=column,
+                unexpected_count=item.result.get("unexpected_count"),
+                unexpected_percent=item.result.get("unexpected_percent"),
+                examples=examples,
+            )
+        )
+    return verdict
