@@ -26,6 +26,8 @@ MAX_QUARANTINE_FLOOR = 5
 
 CLEAN_ASSETS = {
     "products": "products",
+    "planned_sessions": "plans",
+    "planned_lineup": "plan_lineups",
     "sessions": "sessions",
     "lineup": "lineups",
     "orders": "orders",

@@ -16,7 +16,7 @@ from warehouse.ingest import (
     CleanBatch,
     LandingNotReady,
     SchemaDriftError,
-    clean_catalogue,
+    clean_brand_files,
     clean_platform_exports,
     require_ready,
 )
@@ -86,6 +86,11 @@ def apply_references(engine: Engine, table: str, batch: CleanBatch) -> CleanBatc
         batch = enforce_known(
             batch, "session_key", sessions, f"{what} of a session unknown by its date"
         )
+    if table == "planned_lineup":
+        skus = first_export_dates(engine, "clean_products", "sku", rows["sku"])
+        batch = enforce_known(batch, "sku", skus, "sku not in the catalogue")
+        known = first_export_dates(engine, "clean_plans", "plan_id", batch.rows["plan_id"])
+        batch = enforce_known(batch, "plan_id", known, "lineup of a plan unknown by its date")
     if table == "refunds":
         orders = first_export_dates(engine, "clean_orders", "order_key", rows["order_key"])
         batch = enforce_known(batch, "order_key", orders, "refund of an order unknown by its date")
@@ -155,34 +160,69 @@ def build_platform_asset(table: str) -> dg.AssetsDefinition:
     return clean_asset
 
 
-@dg.asset(
-    key=["clean", "products"],
-    group_name="clean",
-    partitions_def=daily_partitions,
-    backfill_policy=single_run,
-    kinds={"python", "sql"},
-    description=(
-        "The catalogue snapshots (`catalog/<date>/products.csv`), one row per SKU per snapshot "
-        "date (`clean_products`); data of date D uses the latest snapshot dated on or before D. "
-        "A snapshot lands only on dates the catalogue changed, so most dates add no rows."
-    ),
-)
-def products(
-    context: dg.AssetExecutionContext, landing_zone: LandingZone, warehouse: Warehouse
-) -> dg.MaterializeResult:
-    days = partition_dates(context)
-    try:
-        batch = clean_catalogue(landing_zone.path, days, context.run_id)
-    except (LandingNotReady, SchemaDriftError) as exc:
-        raise dg.Failure(description=str(exc)) from exc
-    publish(warehouse.get_engine(), "products", batch, days)
-    snapshots = sorted({str(d) for d in batch.ledger["export_date"]})
-    return dg.MaterializeResult(
-        metadata={
-            **batch_metadata("products", batch, days),
-            "snapshots": ", ".join(snapshots) or "none",
-        }
+def build_brand_asset(
+    table: str, name: str, references: list[str], description: str
+) -> dg.AssetsDefinition:
+    """Assets of the brand's own files: the catalogue and the plan exports."""
+
+    @dg.asset(
+        key=["clean", name],
+        group_name="clean",
+        deps=[dg.AssetKey(["clean", ref]) for ref in references],
+        partitions_def=daily_partitions,
+        backfill_policy=single_run,
+        kinds={"python", "sql"},
+        description=description,
     )
+    def brand_asset(
+        context: dg.AssetExecutionContext, landing_zone: LandingZone, warehouse: Warehouse
+    ) -> dg.MaterializeResult:
+        days = partition_dates(context)
+        engine = warehouse.get_engine()
+        try:
+            batch = clean_brand_files(landing_zone.path, table, days, context.run_id)
+        except (LandingNotReady, SchemaDriftError) as exc:
+            raise dg.Failure(description=str(exc)) from exc
+        batch = apply_references(engine, table, batch)
+        publish(engine, table, batch, days)
+        files = sorted(batch.ledger["source_file"])
+        return dg.MaterializeResult(
+            metadata={
+                **batch_metadata(table, batch, days),
+                "files": ", ".join(files[-5:]) or "none",
+            }
+        )
+
+    return brand_asset
 
 
-clean_assets = [products, *(build_platform_asset(table) for table in CLEAN_ASSET_NAMES)]
+products = build_brand_asset(
+    "products",
+    "products",
+    [],
+    "The catalogue snapshots (`catalog/<date>/products.csv`), one row per SKU per snapshot date "
+    "(`clean_products`); data of date D uses the latest snapshot dated on or before D. A "
+    "snapshot lands only on dates the catalogue changed, so most dates add no rows.",
+)
+plans = build_brand_asset(
+    "planned_sessions",
+    "plans",
+    [],
+    "Every snapshot of the session plan (`plan/<date>/planned_sessions.csv`), keyed by plan_id "
+    "and export date (`clean_plans`): reservations and hosts change from one evening to the next, "
+    "and a plan missing from an export that covers its day was cancelled.",
+)
+plan_lineups = build_brand_asset(
+    "planned_lineup",
+    "plan_lineups",
+    ["products", "plans"],
+    "The planned lineup of each plan snapshot (`clean_plan_lineups`); `clean_plan_lineups_current` "
+    "keeps each plan's latest exported lineup.",
+)
+
+clean_assets = [
+    products,
+    plans,
+    plan_lineups,
+    *(build_platform_asset(table) for table in CLEAN_ASSET_NAMES),
+]

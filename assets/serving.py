@@ -27,6 +27,9 @@ def touched_sessions(engine, first: str, last: str) -> pd.Series:
         SELECT o.session_key, r.export_date FROM clean_refunds r
         JOIN clean_orders_current o ON o.order_key = r.order_key
         WHERE r.export_date BETWEEN :first AND :last
+        UNION ALL
+        SELECT session_key, as_of_date FROM clean_session_plans
+        WHERE as_of_date BETWEEN :first AND :last
         """,
         between,
     )
@@ -44,7 +47,9 @@ def known_through(df: pd.DataFrame, last) -> pd.DataFrame:
 @dg.asset(
     key=["serving", "session_scorecard"],
     group_name="serving",
-    deps=[dg.AssetKey(["clean", name]) for name in ("sessions", "orders", "refunds")],
+    deps=[
+        dg.AssetKey(["clean", name]) for name in ("sessions", "orders", "refunds", "session_plans")
+    ],
     partitions_def=daily_partitions,
     backfill_policy=single_run,
     kinds={"sql"},
@@ -78,7 +83,9 @@ def session_scorecard(
     for frame, columns in ((sessions, ["start_time", "end_time"]), (orders, ["paid_at"])):
         for column in columns:
             frame[column] = pd.to_datetime(frame[column])
-    card = build_session_scorecard(sessions, orders, refunds, as_of, context.run_id)
+    plans = read_where_in(engine, "clean_session_plans", "session_key", keys)
+    plan_ids = plans.set_index("session_key")["plan_id"] if len(plans) else None
+    card = build_session_scorecard(sessions, orders, refunds, as_of, context.run_id, plan_ids)
     written = replace_newer(engine, scorecard_table, card, ["session_key"], "as_of_date")
     context.log.info(f"session_scorecard: {len(card)} sessions recomputed, {written} rows written")
     return dg.MaterializeResult(

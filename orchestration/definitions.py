@@ -8,6 +8,7 @@ import dagster as dg
 
 from assets.checks import clean_checks
 from assets.clean import clean_assets
+from assets.matching import session_plans
 from assets.partitions import daily_partitions
 from assets.resources import LandingZone, Pseudonymizer, Warehouse
 from assets.serving import session_scorecard
@@ -16,7 +17,7 @@ from warehouse.settings import landing_dir, warehouse_url
 
 NIGHTLY_JOB = "nightly"
 
-all_assets = [*clean_assets, session_scorecard]
+all_assets = [*clean_assets, session_plans, session_scorecard]
 all_checks = [*clean_checks]
 
 # One run per date for the nightly schedule; a backfill over a range is one run per asset

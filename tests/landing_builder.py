@@ -83,6 +83,25 @@ def write_day(
             write_platform_file(folder / DIALECTS[name].file_name(table), frame, name, table)
         if success:
             (folder / "_SUCCESS").write_bytes(b"")
+    if not (root / "plan" / day).exists():
+        write_plan(root, day)
+
+
+PLAN_HEADER = (
+    "plan_id,platform,room_id,host_id,planned_start,planned_minutes,reservations,exported_at"
+)
+
+
+def write_plan(root: Path, day: str, plans: list[str] = (), lineups: list[str] = ()) -> None:
+    """A plan export: `plans` and `lineups` are CSV lines after the header."""
+    folder = root / "plan" / day
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "planned_sessions.csv").write_text(
+        "\n".join([PLAN_HEADER, *plans]) + "\n", encoding="utf-8"
+    )
+    lineup_lines = ["plan_id,sku,planned_price,coupon", *lineups]
+    (folder / "planned_lineup.csv").write_text("\n".join(lineup_lines) + "\n", encoding="utf-8")
+    (folder / "_SUCCESS").write_bytes(b"")
 
 
 def write_catalog(root: Path, day: str, skus: tuple[str, ...] = SKUS) -> None:

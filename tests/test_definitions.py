@@ -12,7 +12,10 @@ from orchestration.definitions import defs
 ASSETS = {
     "clean/lineups",
     "clean/orders",
+    "clean/plan_lineups",
+    "clean/plans",
     "clean/products",
+    "clean/session_plans",
     "clean/refunds",
     "clean/sessions",
     "serving/session_scorecard",

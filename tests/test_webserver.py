@@ -80,6 +80,9 @@ def test_webserver_serves_the_asset_graph_partitions_and_schedule(tmp_path):
         "clean/orders",
         "clean/refunds",
         "clean/products",
+        "clean/plans",
+        "clean/plan_lineups",
+        "clean/session_plans",
         "serving/session_scorecard",
     }
     assert all(n["isPartitioned"] for n in nodes.values())

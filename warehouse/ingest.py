@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from warehouse.dialects import (
+    BRAND_FILES,
     DIALECTS,
     LOGICAL_FIELDS,
     PLATFORMS,
@@ -30,6 +31,8 @@ DEV_VIEWER_KEY_SECRET = "dev-only-secret-not-for-production"
 # Landing table name -> clean table name, and the key that identifies a row within a platform.
 CLEAN_TABLE = {
     "products": "clean_products",
+    "planned_sessions": "clean_plans",
+    "planned_lineup": "clean_plan_lineups",
     "sessions": "clean_sessions",
     "lineup": "clean_lineups",
     "orders": "clean_orders",
@@ -115,16 +118,22 @@ def clean_platform_exports(
     return _clean_files(landing_root, files, platform, table, secret, run_id)
 
 
-def clean_catalogue(landing_root: Path | str, dates: list[dt.date], run_id: str) -> CleanBatch:
-    """The catalogue snapshots dated in `dates` (a snapshot is written only on dates it changed,
-    so most dates have none). A snapshot folder without _SUCCESS raises LandingNotReady."""
+def clean_brand_files(
+    landing_root: Path | str, table: str, dates: list[dt.date], run_id: str
+) -> CleanBatch:
+    """The brand's own files of some dates: the catalogue (`products`, written only on dates it
+    changed, so most dates have none) or the plan (`planned_sessions`, `planned_lineup`, every
+    date). A folder without _SUCCESS raises LandingNotReady; a missing plan folder too."""
+    pattern = BRAND_FILES[table]
     files = []
     for day in dates:
-        path = Path(landing_root) / "catalog" / day.isoformat()
-        if path.exists():
-            require_ready(landing_root, "catalog", day)
-            files.append((day, f"catalog/{day.isoformat()}/products.csv"))
-    return _clean_files(landing_root, files, "brand", "products", "", run_id)
+        source = pattern.format(date=day.isoformat())
+        kind = source.split("/")[0]
+        if table == "products" and not (Path(landing_root) / kind / day.isoformat()).exists():
+            continue
+        require_ready(landing_root, kind, day)
+        files.append((day, source))
+    return _clean_files(landing_root, files, "brand", table, "", run_id)
 
 
 def _clean_files(
@@ -187,8 +196,13 @@ def _clean_files(
 def _shape(rows: pd.DataFrame, platform: str, table: str, secret: str) -> pd.DataFrame:
     """Logical typed columns -> the clean table's columns (keys, fen, no personal data)."""
     out = rows.copy()
-    if table == "products":
-        return out.rename(columns={"list_price": "list_price_fen"})
+    if table in BRAND_FILES:
+        fen = {
+            "list_price": "list_price_fen",
+            "planned_price": "planned_price_fen",
+            "coupon": "coupon_fen",
+        }
+        return out.rename(columns=fen)
     out.insert(0, "platform", platform)
     if "session_id" in out:
         out.insert(0, "session_key", platform + ":" + out["session_id"])

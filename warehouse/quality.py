@@ -95,6 +95,37 @@ def _suites() -> dict[str, tuple[list, list]]:
             ],
             [gxe.ExpectColumnValuesToNotBeNull(column="launch_date")],
         ),
+        "clean_plans": (
+            [
+                unique("plan_id"),
+                platforms,
+                *not_null("plan_id", "room_id", "host_id", "planned_start", "exported_at"),
+                gxe.ExpectColumnValuesToBeBetween(
+                    column="planned_minutes", min_value=1, max_value=MAX_SESSION_MINUTES
+                ),
+                *non_negative("reservations"),
+            ],
+            [
+                gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A="planned_start", column_B="exported_at"
+                ),
+            ],
+        ),
+        "clean_plan_lineups": (
+            [
+                unique("plan_id", "sku"),
+                *not_null("plan_id", "sku"),
+                gxe.ExpectColumnValuesToBeBetween(
+                    column="planned_price_fen", min_value=1, max_value=MAX_PRICE_FEN
+                ),
+            ],
+            [
+                gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A="planned_price_fen", column_B="coupon_fen",
+                    ignore_row_if="either_value_is_missing",
+                ),
+            ],
+        ),
         "clean_sessions": (
             [
                 unique("session_key"),
@@ -173,6 +204,8 @@ _DERIVED: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {
     "clean_orders": lambda df: df.assign(list_amount_fen=df["unit_price_fen"] * df["quantity"]),
 }
 _INDEX_COLUMNS = {
+    "clean_plans": ["plan_id"],
+    "clean_plan_lineups": ["plan_id", "sku"],
     "clean_products": ["sku"],
     "clean_sessions": ["session_key"],
     "clean_lineups": ["session_key", "sku"],

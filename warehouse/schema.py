@@ -135,6 +135,50 @@ clean_products = Table(
     PrimaryKeyConstraint("sku", "export_date"),
 )
 
+clean_plans = Table(
+    "clean_plans",
+    metadata,
+    Column("plan_id", String(64), nullable=False),
+    Column("export_date", Date, nullable=False),  # every snapshot is kept
+    Column("platform", String(16), nullable=False),
+    Column("room_id", String(64), nullable=False),
+    Column("host_id", String(64), nullable=False),
+    Column("planned_start", DateTime, nullable=False),
+    Column("planned_minutes", Integer, nullable=False),
+    Column("reservations", BigInteger, nullable=False),
+    Column("exported_at", DateTime, nullable=False),
+    *_source_columns(),
+    PrimaryKeyConstraint("plan_id", "export_date"),
+)
+
+clean_plan_lineups = Table(
+    "clean_plan_lineups",
+    metadata,
+    Column("plan_id", String(64), nullable=False),
+    Column("sku", String(64), nullable=False),
+    Column("export_date", Date, nullable=False),
+    Column("planned_price_fen", BigInteger, nullable=False),
+    Column("coupon_fen", BigInteger),
+    *_source_columns(),
+    PrimaryKeyConstraint("plan_id", "sku", "export_date"),
+)
+
+# Which plan each real session came from (the contract's matching rule), restated as exports
+# arrive; plan_id is null for a session no plan matched.
+clean_session_plans = Table(
+    "clean_session_plans",
+    metadata,
+    Column("session_key", String(96), primary_key=True),
+    Column("platform", String(16), nullable=False),
+    Column("room_id", String(64), nullable=False),
+    Column("start_time", DateTime, nullable=False),
+    Column("plan_id", String(64), index=True),
+    Column("planned_start", DateTime),
+    Column("start_diff_min", Float),
+    Column("as_of_date", Date, nullable=False),
+    Column("run_id", String(64), nullable=False),
+)
+
 # The key of each clean table, and the view that keeps its latest export per key.
 CLEAN_KEYS: dict[str, tuple[str, ...]] = {
     "clean_products": ("sku",),
@@ -142,6 +186,15 @@ CLEAN_KEYS: dict[str, tuple[str, ...]] = {
     "clean_lineups": ("session_key", "sku"),
     "clean_orders": ("order_key",),
     "clean_refunds": ("refund_key",),
+    "clean_plans": ("plan_id",),
+    "clean_plan_lineups": ("plan_id", "sku"),
+}
+# What "the later export wins" replaces as a whole: a lineup is replaced with its session's (or
+# plan's) later export, so a product dropped from it disappears; other rows key by key.
+CURRENT_BY: dict[str, tuple[str, ...]] = {
+    **CLEAN_KEYS,
+    "clean_lineups": ("session_key",),
+    "clean_plan_lineups": ("plan_id",),
 }
 
 # --- ops layer ---
@@ -294,7 +347,16 @@ SERVING_VIEWS: dict[str, tuple[str, str]] = {
 }
 
 LAYERS: dict[str, tuple[Table, ...]] = {
-    "clean": (clean_products, clean_sessions, clean_lineups, clean_orders, clean_refunds),
+    "clean": (
+        clean_products,
+        clean_sessions,
+        clean_lineups,
+        clean_orders,
+        clean_refunds,
+        clean_plans,
+        clean_plan_lineups,
+        clean_session_plans,
+    ),
     "ops": (ops_quarantine, ops_ingest_ledger),
     "serving": SERVING_TABLES,
 }

@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from warehouse.schema import CLEAN_KEYS, SERVING_VIEWS, metadata
+from warehouse.schema import CURRENT_BY, SERVING_VIEWS, metadata
 
 _CHUNK = 500  # keys per IN (...) list: well under SQLite's bound-parameter limit
 
@@ -55,7 +55,7 @@ def create_schema(engine: Engine) -> None:
     """Create every table and view that does not exist yet (idempotent)."""
     metadata.create_all(engine)
     views = {
-        f"{name}_current": _latest_export_view(name, keys) for name, keys in CLEAN_KEYS.items()
+        f"{name}_current": _latest_export_view(name, keys) for name, keys in CURRENT_BY.items()
     }
     views.update(
         {name: _latest_stamp_view(base, stamp) for name, (base, stamp) in SERVING_VIEWS.items()}
