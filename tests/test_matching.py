@@ -32,13 +32,8 @@ def snapshots(*rows) -> pd.DataFrame:
 
 
 def matched(result: pd.DataFrame) -> dict[str, object]:
-    return dict(
-        zip(
-            result["session_key"],
-            result["plan_id"].where(result["plan_id"].notna(), None),
-            strict=True,
-        )
-    )
+    plans = [None if pd.isna(p) else p for p in result["plan_id"]]
+    return dict(zip(result["session_key"], plans, strict=True))
 
 
 def test_closest_first_one_to_one_and_within_three_hours():
