@@ -37,6 +37,16 @@ class Warehouse(dg.ConfigurableResource):
         return _engine(self.url)
 
 
+class Lake(dg.ConfigurableResource):
+    """The folder of Parquet files beside the warehouse (event-level data)."""
+
+    root: str
+
+    @property
+    def path(self) -> Path:
+        return Path(self.root)
+
+
 class Pseudonymizer(dg.ConfigurableResource):
     """The secret of viewer_key = HMAC-SHA256(secret, "<platform>:<viewer_id>")."""
 

@@ -8,16 +8,17 @@ import dagster as dg
 
 from assets.checks import clean_checks
 from assets.clean import clean_assets
+from assets.events import events
 from assets.matching import session_plans
 from assets.partitions import daily_partitions
-from assets.resources import LandingZone, Pseudonymizer, Warehouse
+from assets.resources import Lake, LandingZone, Pseudonymizer, Warehouse
 from assets.serving import session_scorecard
 from warehouse.ingest import DEV_VIEWER_KEY_SECRET
-from warehouse.settings import landing_dir, warehouse_url
+from warehouse.settings import lake_dir, landing_dir, warehouse_url
 
 NIGHTLY_JOB = "nightly"
 
-all_assets = [*clean_assets, session_plans, session_scorecard]
+all_assets = [*clean_assets, events, session_plans, session_scorecard]
 all_checks = [*clean_checks]
 
 # One run per date for the nightly schedule; a backfill over a range is one run per asset
@@ -54,6 +55,7 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
     return {
         "landing_zone": LandingZone(root=str(landing_dir())),
         "warehouse": Warehouse(url=warehouse_url()),
+        "lake": Lake(root=str(lake_dir())),
         "pseudonymizer": Pseudonymizer(secret=_secret()),
     }
 

@@ -225,9 +225,14 @@ def run_session(
     cv = np.repeat(np.arange(n), n_comments)
     lv = np.repeat(np.arange(n), n_likes)
     fv, sv = np.flatnonzero(follows), np.flatnonzero(shares)
+    # A viewer who left comes back once more while the session is still on.
+    gap = rng.integers(MINUTE_MS, 20 * MINUTE_MS, n)
+    rejoin &= leave + gap < end_ms
     rv = np.flatnonzero(rejoin)
-    rejoin_enter = leave[rv] + rng.integers(MINUTE_MS, 20 * MINUTE_MS, len(rv))
-    rejoin_leave = rejoin_enter + rng.integers(MINUTE_MS, 15 * MINUTE_MS, len(rv))
+    rejoin_enter = leave[rv] + gap[rv]
+    rejoin_leave = np.minimum(
+        rejoin_enter + rng.integers(MINUTE_MS, 15 * MINUTE_MS, len(rv)), end_ms + 5 * MINUTE_MS
+    )
     parts = [
         (enter, 0, np.arange(n), -1, -1),
         (leave, 1, np.arange(n), -1, -1),

@@ -15,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from assets.resources import LandingZone, Pseudonymizer, Warehouse
+from assets.resources import Lake, LandingZone, Pseudonymizer, Warehouse
 from orchestration.definitions import all_assets, all_checks
 from simulator import PRESETS, FaultRates, simulate
 
@@ -45,8 +45,16 @@ def resources(landing: Path, url: str) -> dict:
     return {
         "landing_zone": LandingZone(root=str(landing)),
         "warehouse": Warehouse(url=url),
+        "lake": Lake(root=str(lake_for(url))),
         "pseudonymizer": Pseudonymizer(secret="test-secret"),
     }
+
+
+def lake_for(url: str) -> Path:
+    """Each throwaway warehouse gets its own lake folder beside it."""
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///")).with_suffix(".lake")
+    return Path(tempfile.gettempdir()) / f"lake-{abs(hash(url))}"
 
 
 def run_assets(landing: Path, url: str, first: str, last: str | None = None, selection=None):

@@ -126,8 +126,9 @@ BRAND_FILES = {
 }
 CATEGORIES = ("kitchen", "large_appliance", "small_appliance", "personal_care", "smart_home")
 
-# Personal fields: never past the clean layer, masked in quarantine.
-PERSONAL_FIELDS = frozenset({"phone", "address"})
+# Personal fields: never past the clean layer, masked in quarantine (the raw buyer id too: it
+# becomes a viewer_key in clean rows, and the order id is enough to fix the source).
+PERSONAL_FIELDS = frozenset({"phone", "address", "buyer_id"})
 
 _HEADERS: dict[str, dict[str, tuple[str, ...]]] = {
     "douyin": {

@@ -20,5 +20,10 @@ def landing_dir() -> Path:
     return Path(os.environ.get("LANDING_DIR", data_dir() / "sim" / "landing")).resolve()
 
 
+def lake_dir() -> Path:
+    """Parquet files of event-level data, beside the SQL warehouse."""
+    return Path(os.environ.get("LAKE_DIR", data_dir() / "lake")).resolve()
+
+
 def warehouse_url() -> str:
     return os.environ.get("WAREHOUSE_URL", f"sqlite:///{data_dir() / 'warehouse.db'}")
