@@ -4,15 +4,23 @@ import datetime as dt
 
 import dagster as dg
 import pandas as pd
+from sqlalchemy import delete
 
-from assets.metadata import counts_table
+from assets.metadata import counts_table, table_metadata
 from assets.partitions import daily_partitions, partition_dates, partition_label, single_run
 from assets.resources import Lake, LandingZone, Pseudonymizer, Warehouse
+from warehouse.activity import bot_viewer_days, viewer_products, viewer_sessions
 from warehouse.events import LATE_FOLDERS, clean_event_folder
 from warehouse.ingest import LandingNotReady, latest_per_key
 from warehouse.lake import partition_path, read_partition_files, write_partition_file
-from warehouse.schema import ops_ingest_ledger, ops_quarantine
-from warehouse.store import read_frame, write_partition
+from warehouse.schema import (
+    clean_bot_viewers,
+    clean_viewer_products,
+    clean_viewer_sessions,
+    ops_ingest_ledger,
+    ops_quarantine,
+)
+from warehouse.store import read_frame, replace_newer, write_partition
 
 EVENTS = "events"
 
@@ -103,5 +111,132 @@ def events(
             "quarantined_by_reason": counts_table(reason_counts, "reason"),
             "parquet": str(partition_path(lake.path, EVENTS, days[-1])),
             "preview": dg.MetadataValue.md(last_rows.head(5).astype(str).to_markdown(index=False)),
+        }
+    )
+
+
+def _touched(lake: Lake, days: list[dt.date], column: str) -> pd.Series:
+    """Values of `column` in the window's event folders, with the last folder date holding each."""
+    frames = [
+        read_partition_files(lake.path, EVENTS, [day], [column]).assign(folder=day) for day in days
+    ]
+    seen = pd.concat(frames, ignore_index=True)
+    if seen.empty:
+        return pd.Series(dtype=object)
+    seen[column] = seen[column].astype(str)
+    return seen.groupby(column)["folder"].max()
+
+
+@dg.asset(
+    key=["clean", "bot_viewers"],
+    group_name="clean",
+    deps=[dg.AssetKey(["clean", "events"])],
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    kinds={"python", "sql"},
+    description=(
+        "`clean_bot_viewers`: viewer-days with more than 60 events in some 60 seconds (a human "
+        "never sends more than 20). Bots stay in the events and are left out of features."
+    ),
+)
+def bot_viewers(
+    context: dg.AssetExecutionContext, warehouse: Warehouse, lake: Lake
+) -> dg.MaterializeResult:
+    days = partition_dates(context)
+    touched = _touched(lake, days, "event_date")
+    if touched.empty:
+        return dg.MaterializeResult(
+            metadata={"dagster/row_count": 0, "partition": partition_label(days)}
+        )
+    dates = sorted(dt.date.fromisoformat(d) for d in touched.index)
+    folders = [dates[0] + dt.timedelta(days=k) for k in range((days[-1] - dates[0]).days + 1)]
+    columns = ["platform", "viewer_key", "event_date", "ts"]
+    loaded = read_partition_files(lake.path, EVENTS, folders, columns)
+    loaded = loaded[loaded["event_date"].isin(dates)]
+    bots = bot_viewer_days(loaded)
+    bots["as_of_date"] = bots["event_date"].astype(str).map(touched)
+    bots["run_id"] = context.run_id
+    # Every touched date is restated, also the ones that now have no bot.
+    restated = pd.DataFrame({"event_date": dates, "as_of_date": [touched[str(d)] for d in dates]})
+    written = replace_newer_dates(warehouse, bots, restated)
+    return dg.MaterializeResult(
+        metadata={
+            **table_metadata(clean_bot_viewers, bots, partition_label(days)),
+            "event_dates_restated": len(dates),
+            "rows_written": written,
+            "bot_viewer_days": len(bots),
+            "max_events_in_60s": int(bots["peak_events_60s"].max()) if len(bots) else 0,
+        }
+    )
+
+
+def replace_newer_dates(warehouse: Warehouse, bots: pd.DataFrame, restated: pd.DataFrame) -> int:
+    """Bot rows are restated per event date: a date with no bot left must lose its old rows."""
+    engine = warehouse.get_engine()
+    stale = read_frame(engine, "SELECT event_date, as_of_date FROM clean_bot_viewers")
+    if len(stale):
+        stale["event_date"] = pd.to_datetime(stale["event_date"]).dt.date
+        stale["as_of_date"] = pd.to_datetime(stale["as_of_date"]).dt.date
+    emptied = restated[~restated["event_date"].isin(bots["event_date"])]
+    for row in emptied.itertuples(index=False):
+        old = stale[
+            (stale["event_date"] == row.event_date) & (stale["as_of_date"] <= row.as_of_date)
+        ]
+        if len(old):
+            with engine.begin() as conn:
+                conn.execute(
+                    delete(clean_bot_viewers).where(
+                        clean_bot_viewers.c.event_date == row.event_date
+                    )
+                )
+    return replace_newer(engine, clean_bot_viewers, bots, ["event_date"], "as_of_date")
+
+
+@dg.asset(
+    key=["clean", "viewer_activity"],
+    group_name="clean",
+    deps=[dg.AssetKey(["clean", "events"]), dg.AssetKey(["clean", "bot_viewers"])],
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    kinds={"python", "sql"},
+    description=(
+        "What each viewer did in each session: `clean_viewer_sessions` (watch seconds, enters, "
+        "comments, likes, follows, shares, product clicks, carts, bot flag) and "
+        "`clean_viewer_products` (clicks and carts per SKU), recomputed for every session a "
+        "folder's events touch, from all the folders that hold its events."
+    ),
+)
+def viewer_activity(
+    context: dg.AssetExecutionContext, warehouse: Warehouse, lake: Lake
+) -> dg.MaterializeResult:
+    days = partition_dates(context)
+    engine = warehouse.get_engine()
+    touched = _touched(lake, days, "session_key")
+    if touched.empty:
+        return dg.MaterializeResult(
+            metadata={"dagster/row_count": 0, "partition": partition_label(days)}
+        )
+    # A session's events lie in the folders from its start to two days after its end.
+    first = days[0] - dt.timedelta(days=LATE_FOLDERS + 2)
+    folders = [first + dt.timedelta(days=k) for k in range((days[-1] - first).days + 1)]
+    loaded = read_partition_files(lake.path, EVENTS, folders)
+    loaded = loaded[loaded["session_key"].astype(str).isin(touched.index)]
+    bots = read_frame(engine, "SELECT platform, viewer_key, event_date FROM clean_bot_viewers")
+    bots["event_date"] = pd.to_datetime(bots["event_date"]).dt.date
+    sessions = viewer_sessions(loaded, bots)
+    products = viewer_products(loaded)
+    for frame in (sessions, products):
+        frame["as_of_date"] = frame["session_key"].astype(str).map(touched)
+        frame["run_id"] = context.run_id
+    written = replace_newer(engine, clean_viewer_sessions, sessions, ["session_key"], "as_of_date")
+    replace_newer(engine, clean_viewer_products, products, ["session_key"], "as_of_date")
+    context.log.info(f"viewer_activity: {len(touched)} sessions, {len(sessions):,} viewer-sessions")
+    return dg.MaterializeResult(
+        metadata={
+            **table_metadata(clean_viewer_sessions, sessions, partition_label(days)),
+            "sessions_recomputed": len(touched),
+            "viewer_sessions_written": written,
+            "viewer_product_rows": len(products),
+            "bot_viewer_sessions": int(sessions["is_bot"].sum()),
         }
     )

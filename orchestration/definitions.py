@@ -8,7 +8,7 @@ import dagster as dg
 
 from assets.checks import clean_checks
 from assets.clean import clean_assets
-from assets.events import events
+from assets.events import bot_viewers, events, viewer_activity
 from assets.matching import session_plans
 from assets.partitions import daily_partitions
 from assets.resources import Lake, LandingZone, Pseudonymizer, Warehouse
@@ -18,7 +18,14 @@ from warehouse.settings import lake_dir, landing_dir, warehouse_url
 
 NIGHTLY_JOB = "nightly"
 
-all_assets = [*clean_assets, events, session_plans, session_scorecard]
+all_assets = [
+    *clean_assets,
+    events,
+    bot_viewers,
+    viewer_activity,
+    session_plans,
+    session_scorecard,
+]
 all_checks = [*clean_checks]
 
 # One run per date for the nightly schedule; a backfill over a range is one run per asset

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -85,6 +87,30 @@ def write_day(
             (folder / "_SUCCESS").write_bytes(b"")
     if not (root / "plan" / day).exists():
         write_plan(root, day)
+    if not (root / "events" / day).exists():
+        write_events(root, day, [])
+
+
+def event(
+    eid: str, sid: str, viewer: str | None, kind: str, at: str, sku: str | None = None
+) -> dict:
+    """One tracking event as the SDK sends it (`at`: China time)."""
+    return {
+        "event_id": eid, "ts": f"{at.replace(' ', 'T')}.000+08:00", "platform": "douyin",
+        "session_id": sid, "viewer_id": viewer, "type": kind, "sku": sku,
+        "text": "好" if kind == "comment" else None,
+        "client": {"os": "ios", "app_version": "5.2.1"},
+    }  # fmt: skip
+
+
+def write_events(root: Path, day: str, events: list[dict | str], part: str = "douyin-000") -> None:
+    """A gzip'd JSON Lines part (a str is written as a raw, possibly broken, line)."""
+    folder = root / "events" / day
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [e if isinstance(e, str) else json.dumps(e, ensure_ascii=False) for e in events]
+    with gzip.open(folder / f"{part}.jsonl.gz", "wt", encoding="utf-8") as fh:
+        fh.write("".join(line + "\n" for line in lines))
+    (folder / "_SUCCESS").write_bytes(b"")
 
 
 PLAN_HEADER = (

@@ -10,6 +10,9 @@ import dagster as dg
 from orchestration.definitions import defs
 
 ASSETS = {
+    "clean/bot_viewers",
+    "clean/events",
+    "clean/viewer_activity",
     "clean/lineups",
     "clean/orders",
     "clean/plan_lineups",

@@ -83,6 +83,9 @@ def test_webserver_serves_the_asset_graph_partitions_and_schedule(tmp_path):
         "clean/plans",
         "clean/plan_lineups",
         "clean/session_plans",
+        "clean/events",
+        "clean/bot_viewers",
+        "clean/viewer_activity",
         "serving/session_scorecard",
     }
     assert all(n["isPartitioned"] for n in nodes.values())

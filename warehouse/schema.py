@@ -179,6 +179,56 @@ clean_session_plans = Table(
     Column("run_id", String(64), nullable=False),
 )
 
+# Viewer activity per session, from the events; restated as late events arrive.
+clean_viewer_sessions = Table(
+    "clean_viewer_sessions",
+    metadata,
+    Column("session_key", String(96), nullable=False),
+    Column("viewer_key", String(64), nullable=False, index=True),
+    Column("platform", String(16), nullable=False),
+    Column("first_seen", DateTime, nullable=False),
+    Column("last_seen", DateTime, nullable=False),
+    Column("enters", Integer, nullable=False),
+    Column("watch_s", Float, nullable=False),
+    Column("comments", Integer, nullable=False),
+    Column("likes", Integer, nullable=False),
+    Column("follows", Integer, nullable=False),
+    Column("shares", Integer, nullable=False),
+    Column("product_clicks", Integer, nullable=False),
+    Column("carts", Integer, nullable=False),
+    Column("is_bot", Boolean, nullable=False),
+    Column("as_of_date", Date, nullable=False),
+    Column("run_id", String(64), nullable=False),
+    PrimaryKeyConstraint("session_key", "viewer_key"),
+)
+
+clean_viewer_products = Table(
+    "clean_viewer_products",
+    metadata,
+    Column("session_key", String(96), nullable=False),
+    Column("viewer_key", String(64), nullable=False),
+    Column("sku", String(64), nullable=False),
+    Column("clicks", Integer, nullable=False),
+    Column("carts", Integer, nullable=False),
+    Column("as_of_date", Date, nullable=False),
+    Column("run_id", String(64), nullable=False),
+    PrimaryKeyConstraint("session_key", "viewer_key", "sku"),
+)
+
+# Viewers that fired more than 60 events in some 60 seconds of a local day: bots that day.
+clean_bot_viewers = Table(
+    "clean_bot_viewers",
+    metadata,
+    Column("platform", String(16), nullable=False),
+    Column("viewer_key", String(64), nullable=False),
+    Column("event_date", Date, nullable=False),
+    Column("events", Integer, nullable=False),
+    Column("peak_events_60s", Integer, nullable=False),
+    Column("as_of_date", Date, nullable=False),
+    Column("run_id", String(64), nullable=False),
+    PrimaryKeyConstraint("platform", "viewer_key", "event_date"),
+)
+
 # The key of each clean table, and the view that keeps its latest export per key.
 CLEAN_KEYS: dict[str, tuple[str, ...]] = {
     "clean_products": ("sku",),
@@ -356,6 +406,9 @@ LAYERS: dict[str, tuple[Table, ...]] = {
         clean_plans,
         clean_plan_lineups,
         clean_session_plans,
+        clean_viewer_sessions,
+        clean_viewer_products,
+        clean_bot_viewers,
     ),
     "ops": (ops_quarantine, ops_ingest_ledger),
     "serving": SERVING_TABLES,

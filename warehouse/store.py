@@ -168,36 +168,39 @@ def replace_newer(
     key_columns: Sequence[str],
     version_column: str,
 ) -> int:
-    """Upsert keyed rows, never replacing a row with one of an older version.
+    """Replace the rows of each key (one row or a group of rows) by the incoming ones, atomically,
+    unless the warehouse already holds that key at a newer version.
 
-    Used where a row is restated as data arrives (session_scorecard): re-running an old
-    partition must not roll a row back to what was known then.
+    Used where rows are restated as data arrives (session_scorecard, a session's viewer
+    activity): re-running an old partition must not roll them back to what was known then.
     """
     if df.empty:
         return 0
-    if df.duplicated(list(key_columns)).any():
-        raise ValueError(f"{table.name}: duplicate keys in the rows to write")
     keys = [table.c[k] for k in key_columns]
-    key_tuples = list(df[list(key_columns)].itertuples(index=False, name=None))
+    incoming = (
+        df.assign(_version=df[version_column].map(_as_date))
+        .groupby(list(key_columns))["_version"]
+        .max()
+    )
+    key_tuples = [k if isinstance(k, tuple) else (k,) for k in incoming.index]
+    versions = dict(zip(key_tuples, incoming.to_numpy(), strict=True))
+
+    def where(chunk: list[tuple]):
+        return keys[0].in_([k[0] for k in chunk]) if len(keys) == 1 else tuple_(*keys).in_(chunk)
+
     with engine.begin() as conn:
-        existing = []
+        newer = set()
         for i in range(0, len(key_tuples), _CHUNK):
             chunk = key_tuples[i : i + _CHUNK]
-            where = (
-                keys[0].in_([k[0] for k in chunk]) if len(keys) == 1 else tuple_(*keys).in_(chunk)
-            )
-            existing.extend(conn.execute(select(*keys, table.c[version_column]).where(where)).all())
-        incoming = {k: _as_date(v) for k, v in zip(key_tuples, df[version_column], strict=True)}
-        newer = {tuple(r[:-1]) for r in existing if _as_date(r[-1]) > incoming[tuple(r[:-1])]}
-        keep = [k not in newer for k in key_tuples]
-        rows = df[keep]
+            stored = conn.execute(select(*keys, table.c[version_column]).where(where(chunk))).all()
+            newer |= {tuple(r[:-1]) for r in stored if _as_date(r[-1]) > versions[tuple(r[:-1])]}
         replace = [k for k in key_tuples if k not in newer]
         for i in range(0, len(replace), _CHUNK):
-            chunk = replace[i : i + _CHUNK]
-            where = (
-                keys[0].in_([k[0] for k in chunk]) if len(keys) == 1 else tuple_(*keys).in_(chunk)
-            )
-            conn.execute(delete(table).where(where))
+            conn.execute(delete(table).where(where(replace[i : i + _CHUNK])))
+        row_keys = pd.Series(
+            list(df[list(key_columns)].itertuples(index=False, name=None)), index=df.index
+        )
+        rows = df[~row_keys.isin(newer)]
         _insert(conn, table, rows)
     return len(rows)
 

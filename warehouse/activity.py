@@ -1,0 +1,117 @@
+"""What each viewer did in each session, from clean events: the grain the recommender uses.
+
+Bots: a viewer firing more than 60 events in any 60 seconds is a bot for that local day (a
+human never sends more than 20). Bots stay in the events; their activity is flagged so that
+features leave them out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+BOT_WINDOW_MS = 60_000
+BOT_MIN_EVENTS = 61  # more than 60 events in a window make a bot
+
+SESSION_COLUMNS = [
+    "session_key", "viewer_key", "platform", "first_seen", "last_seen", "enters", "watch_s",
+    "comments", "likes", "follows", "shares", "product_clicks", "carts", "is_bot",
+]  # fmt: skip
+COUNTED = {
+    "enter": "enters",
+    "comment": "comments",
+    "like": "likes",
+    "follow": "follows",
+    "share": "shares",
+    "product_click": "product_clicks",
+    "add_to_cart": "carts",
+}
+
+
+def peak_events_per_minute(events: pd.DataFrame) -> pd.DataFrame:
+    """Per (platform, viewer_key, event_date): the most events in any 60-second window."""
+    if events.empty:
+        return pd.DataFrame(
+            columns=["platform", "viewer_key", "event_date", "events", "peak_events_60s"]
+        )
+    frame = events[["platform", "viewer_key", "event_date", "ts"]].copy()
+    frame["viewer"] = frame.groupby(["platform", "viewer_key"], observed=True).ngroup()
+    ms = pd.to_datetime(frame["ts"]).astype("datetime64[ms]").astype("int64").to_numpy()
+    # One sorted key per viewer and time: a 60 s window never spills into the next viewer.
+    key = (frame["viewer"].to_numpy().astype(np.int64) << 42) + (ms - ms.min())
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    in_window = np.searchsorted(sorted_key, sorted_key + BOT_WINDOW_MS, side="left") - np.arange(
+        len(key)
+    )
+    frame = frame.iloc[order].assign(in_window=in_window)
+    grouped = frame.groupby(["platform", "viewer_key", "event_date"], observed=True)
+    return grouped.agg(events=("ts", "size"), peak_events_60s=("in_window", "max")).reset_index()
+
+
+def bot_viewer_days(events: pd.DataFrame) -> pd.DataFrame:
+    peaks = peak_events_per_minute(events)
+    return peaks[peaks["peak_events_60s"] >= BOT_MIN_EVENTS].reset_index(drop=True)
+
+
+def viewer_sessions(events: pd.DataFrame, bots: pd.DataFrame) -> pd.DataFrame:
+    """Per (session, viewer): first and last seen, counts by type, and watch seconds (each
+    leave paired with the enter before it; a viewer still inside at the end counts to their
+    last event)."""
+    if events.empty:
+        return pd.DataFrame(columns=SESSION_COLUMNS)
+    ev = events.sort_values(["session_key", "viewer_key", "ts"], kind="stable")
+    ev = ev.assign(ts=pd.to_datetime(ev["ts"]), type=ev["type"].astype(str))
+    keys = ["session_key", "viewer_key"]
+    grouped = ev.groupby(keys, observed=True, sort=False)
+    out = grouped.agg(
+        platform=("platform", "first"), first_seen=("ts", "min"), last_seen=("ts", "max")
+    )
+    counts = pd.crosstab([ev["session_key"], ev["viewer_key"]], ev["type"]).reindex(
+        columns=list(COUNTED), fill_value=0
+    )
+    out = out.join(counts.rename(columns=COUNTED), how="left")
+    by = [ev["session_key"], ev["viewer_key"]]
+    entered = ev["ts"].where(ev["type"] == "enter")
+    left = ev["ts"].where(ev["type"] == "leave")
+    last_enter = entered.groupby(by, observed=True).ffill()
+    previous_leave = left.groupby(by, observed=True).ffill().groupby(by, observed=True).shift()
+    paired = (ev["type"] == "leave") & last_enter.notna() & ~(previous_leave >= last_enter)
+    spans = (ev["ts"] - last_enter).dt.total_seconds().where(paired, 0.0)
+    watch = spans.groupby(by, observed=True).sum()
+    out["watch_s"] = watch.reindex(out.index).fillna(0.0).round(1)
+    out = out.reset_index()
+    out["is_bot"] = False
+    if len(bots):
+        days = ev[["session_key", "viewer_key", "platform", "event_date"]].drop_duplicates()
+        flagged = days.merge(
+            bots[["platform", "viewer_key", "event_date"]],
+            on=["platform", "viewer_key", "event_date"],
+        )
+        bot_pairs = set(zip(flagged["session_key"], flagged["viewer_key"], strict=True))
+        out["is_bot"] = [
+            pair in bot_pairs for pair in zip(out["session_key"], out["viewer_key"], strict=True)
+        ]
+    for column in COUNTED.values():
+        out[column] = out[column].fillna(0).astype("int64")
+    return out[SESSION_COLUMNS]
+
+
+def viewer_products(events: pd.DataFrame) -> pd.DataFrame:
+    """Per (session, viewer, SKU): product clicks and add-to-carts."""
+    product = events[events["type"].astype(str).isin(["product_click", "add_to_cart"])]
+    if product.empty:
+        return pd.DataFrame(columns=["session_key", "viewer_key", "sku", "clicks", "carts"])
+    table = pd.crosstab(
+        [
+            product["session_key"].astype(str),
+            product["viewer_key"].astype(str),
+            product["sku"].astype(str),
+        ],
+        product["type"].astype(str),
+    ).reindex(columns=["product_click", "add_to_cart"], fill_value=0)
+    return (
+        table.rename(columns={"product_click": "clicks", "add_to_cart": "carts"})
+        .reset_index()
+        .rename(columns={"row_0": "session_key", "row_1": "viewer_key", "row_2": "sku"})
+    )
