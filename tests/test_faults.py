@@ -5,16 +5,18 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tests.conftest import run_assets, sqlite_url
+from tests.conftest import lake_for, run_assets, sqlite_url
 from tests.landing_builder import (
     SKUS,
     edit_text,
+    event,
     lineup,
     order,
     refund,
     session,
     write_catalog,
     write_day,
+    write_events,
 )
 from warehouse.store import make_engine, read_frame
 
@@ -233,3 +235,113 @@ def test_a_blocking_check_keeps_the_published_scorecard(landing, url):
     ]
     assert "douyin/2026-11-01/orders.csv" in failed[0].description
     pd.testing.assert_frame_equal(q(url, "SELECT * FROM session_scorecard"), before)
+
+
+# --- tracking events -------------------------------------------------------------------------
+
+
+def events_day(landing, events, day=D1, part="douyin-000"):
+    base_day(landing)
+    write_events(landing, day, events, part)
+
+
+def lake_events(url: str) -> pd.DataFrame:
+    frames = [pd.read_parquet(p) for p in sorted(lake_for(url).glob("events/*/part.parquet"))]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def test_duplicate_and_late_events_land_once(landing, url):
+    e1 = event("e1", "S1", "v1", "enter", f"{D1} 20:05:00")
+    e2 = event("e2", "S1", "v1", "like", f"{D1} 20:06:00")
+    events_day(landing, [e1, e2, e1])
+    write_day(landing, D2)
+    write_events(landing, D2, [e2, event("e3", "S1", "v2", "enter", f"{D1} 21:00:00")])  # late
+    assert run_assets(landing, url, D1, D2).success
+    got = lake_events(url)
+    assert sorted(got["event_id"]) == ["e1", "e2", "e3"]
+    ledger = q(
+        url,
+        "SELECT source_file, raw_rows, clean_rows, duplicate_rows FROM ops_ingest_ledger "
+        "WHERE table_name = 'events' ORDER BY source_file",
+    )
+    assert ledger.values.tolist() == [
+        ["events/2026-11-01/douyin-000.jsonl.gz", 3, 2, 1],
+        ["events/2026-11-02/douyin-000.jsonl.gz", 2, 1, 1],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("bad", "kind", "reason"),
+    [
+        (event("x", "S1", "v1", "enter", f"{D1} 19:40:00"), "rule", "out of its session's window"),
+        (event("x", "S1", "v1", "enter", f"{D1} 22:11:00"), "rule", "out of its session's window"),
+        (event("x", "S1", "v1", "gift_sent", f"{D1} 20:30:00"), "value", "unknown event type"),
+        (event("x", "S1", None, "like", f"{D1} 20:30:00"), "value", "no viewer_id"),
+        (
+            event("x", "S404", "v1", "like", f"{D1} 20:30:00"),
+            "reference",
+            "event of a session unknown",
+        ),
+        (
+            event("x", "S1", "v1", "product_click", f"{D1} 20:30:00"),
+            "value",
+            "product event without sku",
+        ),
+        ('{"event_id": "x", "ts": "2026-11-01T20:3', "format", "malformed JSON line"),
+    ],
+)
+def test_bad_events_are_quarantined(landing, url, bad, kind, reason):
+    good = event("ok", "S1", "v1", "enter", f"{D1} 19:51:00")  # 9 minutes early: inside
+    events_day(landing, [good, bad])
+    assert run_assets(landing, url, D1).success
+    quarantine = q(url, "SELECT * FROM ops_quarantine WHERE table_name = 'events'")
+    assert quarantine[["source_line", "kind"]].values.tolist() == [[2, kind]]
+    assert quarantine["reason"].iloc[0].startswith(reason)
+    assert lake_events(url)["event_id"].tolist() == ["ok"]
+
+
+def test_a_viewer_firing_more_than_60_events_a_minute_is_a_bot(landing, url):
+    burst = [event(f"b{i}", "S1", "bot", "like", f"{D1} 20:10:{i % 60:02d}") for i in range(61)]
+    calm = [event(f"h{i}", "S1", "human", "like", f"{D1} 20:{10 + i}:00") for i in range(20)]
+    events_day(landing, [*burst, *calm])
+    assert run_assets(landing, url, D1).success
+    bots = q(url, "SELECT viewer_key, peak_events_60s FROM clean_bot_viewers")
+    assert len(bots) == 1 and bots["peak_events_60s"].iloc[0] == 61
+    flags = q(url, "SELECT viewer_key, likes, is_bot FROM clean_viewer_sessions ORDER BY likes")
+    assert flags[["likes", "is_bot"]].values.tolist() == [[20, 0], [61, 1]]
+    assert (flags["viewer_key"].str.len() == 64).all() and "bot" not in set(flags["viewer_key"])
+
+
+def test_viewer_activity_pairs_enters_and_leaves(landing, url):
+    events_day(
+        landing,
+        [
+            event("a", "S1", "v1", "enter", f"{D1} 20:00:00"),
+            event("b", "S1", "v1", "product_click", f"{D1} 20:01:00", SKUS[0]),
+            event("c", "S1", "v1", "add_to_cart", f"{D1} 20:02:00", SKUS[0]),
+            event("d", "S1", "v1", "leave", f"{D1} 20:10:00"),
+            event("e", "S1", "v1", "enter", f"{D1} 21:00:00"),
+            event("f", "S1", "v1", "leave", f"{D1} 21:05:00"),
+        ],
+    )
+    assert run_assets(landing, url, D1).success
+    row = q(url, "SELECT enters, watch_s, product_clicks, carts FROM clean_viewer_sessions")
+    assert row.values.tolist() == [[2, 900.0, 1, 1]]
+    sku = q(url, "SELECT sku, clicks, carts FROM clean_viewer_products")
+    assert sku.values.tolist() == [[SKUS[0], 1, 1]]
+
+
+def test_local_midnight_separates_partitions(landing, url):
+    base_day(landing, sessions=[session("S1", f"{D1} 23:00:00", f"{D2} 01:00:00")])
+    write_events(landing, D1, [event("late", "S1", "v1", "like", f"{D1} 23:59:59")])
+    write_day(
+        landing,
+        D2,
+        sessions=[session("S1", f"{D1} 23:00:00", f"{D2} 01:00:00")],
+        lineup=[lineup("S1")],
+    )
+    write_events(landing, D2, [event("early", "S1", "v1", "like", f"{D2} 00:00:00")])
+    assert run_assets(landing, url, D1, D2).success
+    got = lake_events(url).set_index("event_id")
+    assert str(got.loc["late", "event_date"]) == D1 and str(got.loc["early", "event_date"]) == D2
+    assert str(got.loc["late", "ts"]) == "2026-11-01 15:59:59"  # UTC
