@@ -10,9 +10,10 @@ import pandas as pd
 
 from assets.metadata import counts_table
 from assets.partitions import daily_partitions, partition_dates
-from assets.resources import Warehouse
+from assets.resources import Lake, Warehouse
 from warehouse import quality
 from warehouse.ingest import CLEAN_TABLE
+from warehouse.lake import read_partition_files
 from warehouse.store import read_frame
 
 VALID = "valid"
@@ -63,6 +64,56 @@ def _verdict_result(
             "failing_rows": int(failures["rows"].fillna(0).sum()) if len(failures) else 0,
             "failures": dg.MetadataValue.md(failures.to_markdown(index=False))
             if len(failures)
+            else "none",
+        },
+    )
+
+
+def ledger_result(
+    warehouse: Warehouse, table: str, window: dict[str, str], stored: pd.Series
+) -> dg.AssetCheckResult:
+    """Per file: raw = clean + duplicates + quarantined, and the ledger's clean and quarantined
+    counts are the rows really stored (`stored`: clean rows per source file) and quarantined."""
+    engine = warehouse.get_engine()
+    params = {**window, "table": table}
+    ledger = read_frame(
+        engine,
+        "SELECT * FROM ops_ingest_ledger "
+        "WHERE table_name = :table AND export_date BETWEEN :first AND :last",
+        params,
+    ).set_index("source_file")
+    quarantined = read_frame(
+        engine,
+        "SELECT source_file, COUNT(*) AS n FROM ops_quarantine WHERE table_name = :table "
+        "AND export_date BETWEEN :first AND :last GROUP BY source_file",
+        params,
+    ).set_index("source_file")["n"]
+    files = ledger.index.union(stored.index).union(quarantined.index)
+    ledger = ledger.reindex(files)
+    report = pd.DataFrame(
+        {
+            "raw": ledger["raw_rows"],
+            "clean": ledger["clean_rows"],
+            "duplicates": ledger["duplicate_rows"],
+            "quarantined": ledger["quarantined_rows"],
+            "clean_stored": stored.reindex(files).fillna(0).astype(int),
+            "in_quarantine": quarantined.reindex(files).fillna(0).astype(int),
+        }
+    )
+    adds_up = report["raw"] == report["clean"] + report["duplicates"] + report["quarantined"]
+    stored_ok = report["clean"] == report["clean_stored"]
+    quarantine_ok = report["quarantined"] == report["in_quarantine"]
+    bad = report[~(adds_up & stored_ok & quarantine_ok)].reset_index(names="file")
+    return dg.AssetCheckResult(
+        passed=bad.empty,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=f"{len(bad)} of {len(report)} files do not add up" if len(bad) else None,
+        metadata={
+            "files": len(report),
+            "raw_rows": int(report["raw"].fillna(0).sum()),
+            "files_not_adding_up": len(bad),
+            "examples": dg.MetadataValue.md(bad.head(10).to_markdown(index=False))
+            if len(bad)
             else "none",
         },
     )
@@ -120,56 +171,13 @@ def build_checks(table: str) -> list[dg.AssetChecksDefinition]:
         context: dg.AssetCheckExecutionContext, warehouse: Warehouse
     ) -> dg.AssetCheckResult:
         window = _window(context)
-        engine = warehouse.get_engine()
-        params = {**window, "table": table}
-        ledger = read_frame(
-            engine,
-            "SELECT * FROM ops_ingest_ledger "
-            "WHERE table_name = :table AND export_date BETWEEN :first AND :last",
-            params,
-        ).set_index("source_file")
         in_table = read_frame(
-            engine,
+            warehouse.get_engine(),
             f"SELECT source_file, COUNT(*) AS n FROM {clean_table} "
             "WHERE export_date BETWEEN :first AND :last GROUP BY source_file",
             window,
         ).set_index("source_file")["n"]
-        quarantined = read_frame(
-            engine,
-            "SELECT source_file, COUNT(*) AS n FROM ops_quarantine WHERE table_name = :table "
-            "AND export_date BETWEEN :first AND :last GROUP BY source_file",
-            params,
-        ).set_index("source_file")["n"]
-        files = ledger.index.union(in_table.index).union(quarantined.index)
-        ledger = ledger.reindex(files)
-        report = pd.DataFrame(
-            {
-                "raw": ledger["raw_rows"],
-                "clean": ledger["clean_rows"],
-                "duplicates": ledger["duplicate_rows"],
-                "quarantined": ledger["quarantined_rows"],
-                "clean_in_table": in_table.reindex(files).fillna(0).astype(int),
-                "in_quarantine": quarantined.reindex(files).fillna(0).astype(int),
-            }
-        )
-        adds_up = report["raw"] == report["clean"] + report["duplicates"] + report["quarantined"]
-        matches = (report["clean"] == report["clean_in_table"]) & (
-            report["quarantined"] == report["in_quarantine"]
-        )
-        bad = report[~(adds_up & matches)].reset_index(names="file")
-        return dg.AssetCheckResult(
-            passed=bad.empty,
-            severity=dg.AssetCheckSeverity.ERROR,
-            description=f"{len(bad)} of {len(report)} files do not add up" if len(bad) else None,
-            metadata={
-                "files": len(report),
-                "raw_rows": int(report["raw"].fillna(0).sum()),
-                "files_not_adding_up": len(bad),
-                "examples": dg.MetadataValue.md(bad.head(10).to_markdown(index=False))
-                if len(bad)
-                else "none",
-            },
-        )
+        return ledger_result(warehouse, table, window, in_table)
 
     @dg.asset_check(
         asset=key,
@@ -236,3 +244,40 @@ def build_checks(table: str) -> list[dg.AssetChecksDefinition]:
 
 
 clean_checks = [check for table in CLEAN_ASSETS for check in build_checks(table)]
+
+
+EVENTS_KEY = dg.AssetKey(["clean", "events"])
+EVENT_COLUMNS = ["event_id", "ts", "platform", "session_key", "viewer_key", "type"]
+
+
+@dg.asset_check(
+    asset=EVENTS_KEY,
+    name=VALID,
+    blocking=True,
+    partitions_def=daily_partitions,
+    description="Great Expectations suite `events_blocking`: unique ids, known types, pseudonyms.",
+)
+def events_valid(context: dg.AssetCheckExecutionContext, lake: Lake) -> dg.AssetCheckResult:
+    rows = read_partition_files(lake.path, "events", partition_dates(context), EVENT_COLUMNS)
+    for column in ("platform", "session_key", "viewer_key", "type"):
+        rows[column] = rows[column].astype(str)
+    verdict = quality.validate("events", rows, blocking=True)
+    return _verdict_result(verdict, dg.AssetCheckSeverity.ERROR)
+
+
+@dg.asset_check(
+    asset=EVENTS_KEY,
+    name=LEDGER_ADDS_UP,
+    blocking=True,
+    partitions_def=daily_partitions,
+    description="Per part file: raw lines = clean + duplicates + quarantined, as in the Parquet.",
+)
+def events_ledger(
+    context: dg.AssetCheckExecutionContext, warehouse: Warehouse, lake: Lake
+) -> dg.AssetCheckResult:
+    days = partition_dates(context)
+    stored = read_partition_files(lake.path, "events", days, ["source_file"])["source_file"]
+    return ledger_result(warehouse, "events", _window(context), stored.astype(str).value_counts())
+
+
+clean_checks += [events_valid, events_ledger]

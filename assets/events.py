@@ -67,16 +67,17 @@ def events(
     totals = {"rows": 0, "duplicates": 0, "quarantined": 0, "raw": 0}
     reasons: list[pd.Series] = []
     last_rows = pd.DataFrame()
+    recent: dict[dt.date, pd.Series] = {}  # event ids of the folders just processed
     for n, day in enumerate(days, start=1):
-        earlier = read_partition_files(
-            lake.path,
-            EVENTS,
-            [day - dt.timedelta(days=k) for k in range(1, LATE_FOLDERS + 1)],
-            ["event_id"],
-        )
+        before = [day - dt.timedelta(days=k) for k in range(1, LATE_FOLDERS + 1)]
+        for earlier_day in before:
+            if earlier_day not in recent:
+                ids = read_partition_files(lake.path, EVENTS, [earlier_day], ["event_id"])
+                recent[earlier_day] = ids["event_id"].astype(str)
+        earlier = pd.concat([recent[d] for d in before], ignore_index=True)
         try:
             batch = clean_event_folder(
-                landing_zone.path, day, sessions_known_by(engine, day), set(earlier["event_id"]),
+                landing_zone.path, day, sessions_known_by(engine, day), earlier,
                 pseudonymizer.secret, context.run_id,
             )  # fmt: skip
         except LandingNotReady as exc:
@@ -96,6 +97,8 @@ def events(
         totals["raw"] += int(batch.ledger["raw_rows"].sum())
         reasons.append(batch.quarantine["reason"])
         last_rows = batch.rows
+        recent[day] = batch.rows["event_id"].astype(str)
+        recent.pop(day - dt.timedelta(days=LATE_FOLDERS), None)
         if n % 30 == 0 or n == len(days):
             context.log.info(
                 f"events: {n}/{len(days)} folders, {totals['rows']:,} clean events so far"

@@ -90,15 +90,15 @@ def session_plans(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg
     )
     matches = match_sessions_to_plans(sessions, snapshots)
     # A session is restated as of the last date that touched it or a neighbour it competes with.
-    as_of = []
-    for row in matches.itertuples(index=False):
-        near = touched[
-            (touched["platform"] == row.platform)
-            & (touched["room_id"] == row.room_id)
-            & ((touched["start_time"] - row.start_time).abs() <= NEIGHBOURHOOD)
-        ]
-        as_of.append(near["export_date"].max())
-    matches = matches.assign(as_of_date=as_of, run_id=context.run_id).dropna(subset=["as_of_date"])
+    pairs = matches[["session_key", "platform", "room_id", "start_time"]].merge(
+        touched[["platform", "room_id", "start_time", "export_date"]],
+        on=["platform", "room_id"],
+        suffixes=("", "_touched"),
+    )
+    near = (pairs["start_time"] - pairs["start_time_touched"]).abs() <= NEIGHBOURHOOD
+    as_of = pairs[near].groupby("session_key")["export_date"].max()
+    matches = matches.assign(as_of_date=matches["session_key"].map(as_of), run_id=context.run_id)
+    matches = matches.dropna(subset=["as_of_date"])
     written = replace_newer(engine, clean_session_plans, matches, ["session_key"], "as_of_date")
     window_plans = latest_per_key(snapshots, ["plan_id"]) if len(snapshots) else snapshots
     planned_in_window = (

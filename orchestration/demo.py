@@ -53,7 +53,7 @@ def run_window(first: str, last: str) -> dg.ExecuteInProcessResult:
     """One run over the whole window, as a backfill would launch it (single-run policy)."""
     from orchestration.definitions import defs
 
-    job = defs.get_job_def(NIGHTLY_JOB)
+    job = defs.resolve_job_def(NIGHTLY_JOB)
     with dg.DagsterInstance.get() as instance:
         return job.execute_in_process(
             instance=instance,

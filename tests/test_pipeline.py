@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import sqlite3
 
 import pandas as pd
 import pytest
+from sqlalchemy import inspect
 
-from tests.conftest import TINY, run_assets, sqlite_url
+from tests.conftest import TINY, lake_for, run_assets, sqlite_url
 from warehouse.store import make_engine, read_frame
 
 FIRST, LAST = TINY.start.isoformat(), TINY.end.isoformat()
@@ -85,9 +87,43 @@ def test_ledger_adds_up_and_nothing_is_quarantined_without_faults(clean_run):
     assert ledger["quarantined_rows"].sum() == 0 and ledger["duplicate_rows"].sum() == 0
 
 
-def test_dirty_exports_are_quarantined_and_accounted_for(tiny_dirty, tmp_path):
-    url = sqlite_url(tmp_path / "dirty.db")
+@pytest.fixture(scope="module")
+def dirty_run(tiny_dirty, tmp_path_factory) -> str:
+    url = sqlite_url(tmp_path_factory.mktemp("wh") / "dirty.db")
     assert run_assets(tiny_dirty / "landing", url, FIRST, LAST).success
+    return url
+
+
+# Bounded by non-alphanumerics, so that hex pseudonyms and ids do not count as phone numbers.
+PHONE = re.compile(r"(?<![0-9A-Za-z])1[3-9]\d{9}(?![0-9A-Za-z])")
+STREET = re.compile(r"(路|街|大道)\d+号")
+RAW_VIEWER_ID = re.compile(r"\bdy7\d{9}\b|\btb_[0-9a-f]{8}\b|\bjd_\d{6,}\b")
+
+
+def test_no_personal_data_anywhere_in_the_warehouse_or_the_lake(dirty_run, tiny_dirty):
+    engine = make_engine(dirty_run)
+    frames = {
+        t: read_frame(engine, f"SELECT * FROM {t}") for t in inspect(engine).get_table_names()
+    }
+    frames.update({str(p): pd.read_parquet(p) for p in lake_for(dirty_run).rglob("*.parquet")})
+    # The landing zone really holds such values, so the patterns are not vacuous.
+    orders = (tiny_dirty / "landing" / "douyin" / "2026-11-11" / "orders.csv").read_text(
+        "utf-8-sig"
+    )
+    assert PHONE.search(orders) and STREET.search(orders) and RAW_VIEWER_ID.search(orders)
+    scanned = 0
+    for name, frame in frames.items():
+        for column in frame.columns:
+            values = frame[column].dropna().astype(str)
+            scanned += len(values)
+            for pattern in (PHONE, STREET, RAW_VIEWER_ID):
+                hits = values[values.str.contains(pattern)]
+                assert hits.empty, f"{name}.{column}: {pattern.pattern} in {hits.iloc[0]!r}"
+    assert len(frames) >= 15 and scanned > 1_000_000
+
+
+def test_dirty_exports_are_quarantined_and_accounted_for(dirty_run, tiny_dirty):
+    url = dirty_run
     engine = make_engine(url)
     ledger = read_frame(engine, "SELECT * FROM ops_ingest_ledger")
     assert (

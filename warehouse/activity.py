@@ -67,8 +67,11 @@ def viewer_sessions(events: pd.DataFrame, bots: pd.DataFrame) -> pd.DataFrame:
     out = grouped.agg(
         platform=("platform", "first"), first_seen=("ts", "min"), last_seen=("ts", "max")
     )
-    counts = pd.crosstab([ev["session_key"], ev["viewer_key"]], ev["type"]).reindex(
-        columns=list(COUNTED), fill_value=0
+    counts = (
+        ev.groupby(["session_key", "viewer_key", "type"], observed=True)
+        .size()
+        .unstack(fill_value=0)
+        .reindex(columns=list(COUNTED), fill_value=0)
     )
     out = out.join(counts.rename(columns=COUNTED), how="left")
     by = [ev["session_key"], ev["viewer_key"]]
@@ -100,18 +103,18 @@ def viewer_sessions(events: pd.DataFrame, bots: pd.DataFrame) -> pd.DataFrame:
 def viewer_products(events: pd.DataFrame) -> pd.DataFrame:
     """Per (session, viewer, SKU): product clicks and add-to-carts."""
     product = events[events["type"].astype(str).isin(["product_click", "add_to_cart"])]
+    columns = ["session_key", "viewer_key", "sku", "clicks", "carts"]
     if product.empty:
-        return pd.DataFrame(columns=["session_key", "viewer_key", "sku", "clicks", "carts"])
-    table = pd.crosstab(
-        [
-            product["session_key"].astype(str),
-            product["viewer_key"].astype(str),
-            product["sku"].astype(str),
-        ],
-        product["type"].astype(str),
-    ).reindex(columns=["product_click", "add_to_cart"], fill_value=0)
-    return (
-        table.rename(columns={"product_click": "clicks", "add_to_cart": "carts"})
-        .reset_index()
-        .rename(columns={"row_0": "session_key", "row_1": "viewer_key", "row_2": "sku"})
+        return pd.DataFrame(columns=columns)
+    product = product.assign(
+        session_key=product["session_key"].astype(str),
+        viewer_key=product["viewer_key"].astype(str),
+        sku=product["sku"].astype(str),
+        type=product["type"].astype(str),
     )
+    counts = (
+        product.groupby(["session_key", "viewer_key", "sku", "type"]).size().unstack(fill_value=0)
+    )
+    counts = counts.reindex(columns=["product_click", "add_to_cart"], fill_value=0)
+    counts = counts.rename(columns={"product_click": "clicks", "add_to_cart": "carts"})
+    return counts.reset_index()[columns]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -305,11 +306,23 @@ def _check_columns(path: Path, dialect: Dialect, table: str, present: Iterable[s
     return [c for c in present if c not in expected]
 
 
+_PERSONAL_KEYS = re.compile(r'("(?:mobile|address|pin|viewer_id|phone|buyer_id)"\s*:\s*)"[^"]*"?')
+_PHONE = re.compile(r"(?<![0-9A-Za-z])1[3-9]\d{9}(?![0-9A-Za-z])")
+_STREET = re.compile(r"[^\s\",:{}]*(?:路|街|大道|巷)\d+号[^\s\",}]*")
+
+
+def scrub_personal(text: str) -> str:
+    """Mask personal values in text that could not be parsed (a broken line, a shifted row):
+    values under personal keys, phone numbers and street addresses."""
+    text = _PERSONAL_KEYS.sub(r'\1"***"', text)
+    return _STREET.sub("***", _PHONE.sub("***", text))
+
+
 def _mask(record: dict[str, object]) -> str:
     masked = {
         k: ("***" if k in PERSONAL_FIELDS and v not in (None, "") else v) for k, v in record.items()
     }
-    return json.dumps(masked, ensure_ascii=False, default=str)
+    return scrub_personal(json.dumps(masked, ensure_ascii=False, default=str))
 
 
 def _read_csv(data: bytes, path: Path, dialect: Dialect, table: str):
@@ -383,9 +396,7 @@ def _read_jsonl(data: bytes, path: Path, dialect: Dialect, table: str):
     bad: list[tuple] = []
     for line, obj, error in parsed:
         if obj is None:
-            bad.append(
-                (line, None, error, json.dumps({"text": lines[line - 1][:500]}, ensure_ascii=False))
-            )
+            bad.append((line, None, error, _mask({"text": scrub_personal(lines[line - 1][:500])})))
             continue
         absent = [k for k in keys if k not in obj]
         if absent:

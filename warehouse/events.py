@@ -18,19 +18,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from warehouse.dialects import scrub_personal
 from warehouse.ingest import SUCCESS_MARKER, LandingNotReady, viewer_keys
 from warehouse.integrity import as_quarantine
+from warehouse.quality import EVENT_TYPES
 
-EVENT_TYPES = (
-    "enter",
-    "leave",
-    "comment",
-    "like",
-    "follow",
-    "share",
-    "product_click",
-    "add_to_cart",
-)
 SKU_EVENTS = ("product_click", "add_to_cart")
 WINDOW_SLACK = pd.Timedelta(minutes=10)
 LATE_FOLDERS = 2  # an event arrives in its date's folder or up to two days later
@@ -97,7 +89,7 @@ def _read_part_slowly(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                         None,
                         "format",
                         f"malformed JSON line: {exc}"[:200],
-                        json.dumps({"text": text[:300]}),
+                        json.dumps({"text": scrub_personal(text[:300])}, ensure_ascii=False),
                     )
                 )
     frame = pd.DataFrame(good, columns=["line", *FIELDS, "client_os", "app_version"])
@@ -108,7 +100,7 @@ def clean_event_folder(
     landing_root: Path | str,
     day: dt.date,
     sessions: pd.DataFrame,
-    earlier_event_ids: set[str],
+    earlier_event_ids: pd.Series,
     secret: str,
     run_id: str,
 ) -> EventBatch:
@@ -142,7 +134,7 @@ def clean_event_folder(
     ]
     good = raw[problems["reason"].isna()]
     # The first delivery wins; later ones, here or already landed earlier, are duplicates.
-    repeat = good["event_id"].duplicated(keep="first") | good["event_id"].isin(earlier_event_ids)
+    repeat = good["event_id"].duplicated(keep="first") | _is_in(good["event_id"], earlier_event_ids)
     duplicates = good[repeat]
     clean = good[~repeat]
     rows = _shape(clean, secret)
@@ -163,6 +155,17 @@ def clean_event_folder(
             ledger["source_file"].map(frame["source_file"].value_counts()).fillna(0).astype(int)
         )
     return EventBatch(rows, quarantine_frame, ledger)
+
+
+def _is_in(values: pd.Series, candidates: pd.Series) -> pd.Series:
+    """Membership test of strings in C (pandas' own isin on arrow strings loops in Python)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if candidates.empty or values.empty:
+        return pd.Series(False, index=values.index)
+    found = pc.is_in(pa.array(values.astype(str)), value_set=pa.array(candidates.astype(str)))
+    return pd.Series(found.to_numpy(zero_copy_only=False), index=values.index)
 
 
 def _problems(raw: pd.DataFrame, sessions: pd.DataFrame) -> pd.DataFrame:

@@ -17,6 +17,16 @@ import pandas as pd
 PLATFORM_SET = ["douyin", "taobao", "jd"]
 CATEGORIES = ["kitchen", "large_appliance", "small_appliance", "personal_care", "smart_home"]
 ORDER_STATUSES = ["unpaid", "paid", "shipped", "finished", "closed"]
+EVENT_TYPES = (
+    "enter",
+    "leave",
+    "comment",
+    "like",
+    "follow",
+    "share",
+    "product_click",
+    "add_to_cart",
+)
 MAX_PRICE_FEN = 100_000 * 100  # no home appliance of this brand lists above 100,000 yuan
 MAX_SESSION_MINUTES = 12 * 60
 EXAMPLES = 5
@@ -83,6 +93,16 @@ def _suites() -> dict[str, tuple[list, list]]:
 
     platforms = gxe.ExpectColumnValuesToBeInSet(column="platform", value_set=PLATFORM_SET)
     return {
+        "events": (
+            [
+                gxe.ExpectColumnValuesToBeUnique(column="event_id"),
+                platforms,
+                *not_null("event_id", "ts", "session_key", "viewer_key"),
+                gxe.ExpectColumnValuesToBeInSet(column="type", value_set=list(EVENT_TYPES)),
+                gxe.ExpectColumnValueLengthsToEqual(column="viewer_key", value=64),
+            ],
+            [],
+        ),
         "clean_products": (
             [
                 unique("sku"),
@@ -204,6 +224,7 @@ _DERIVED: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {
     "clean_orders": lambda df: df.assign(list_amount_fen=df["unit_price_fen"] * df["quantity"]),
 }
 _INDEX_COLUMNS = {
+    "events": ["event_id"],
     "clean_plans": ["plan_id"],
     "clean_plan_lineups": ["plan_id", "sku"],
     "clean_products": ["sku"],
