@@ -142,7 +142,12 @@ def build_platform_asset(table: str) -> dg.AssetsDefinition:
                 for day in days:
                     require_ready(landing_zone.path, platform, day)
                 batch = clean_platform_exports(
-                    landing_zone.path, platform, table, days, pseudonymizer.secret, context.run_id
+                    landing_zone.path,
+                    platform,
+                    table,
+                    days,
+                    pseudonymizer.secret,
+                    context.run.run_id,
                 )
             except (LandingNotReady, SchemaDriftError) as exc:
                 raise dg.Failure(description=str(exc), metadata={"platform": platform}) from exc
@@ -180,7 +185,7 @@ def build_brand_asset(
         days = partition_dates(context)
         engine = warehouse.get_engine()
         try:
-            batch = clean_brand_files(landing_zone.path, table, days, context.run_id)
+            batch = clean_brand_files(landing_zone.path, table, days, context.run.run_id)
         except (LandingNotReady, SchemaDriftError) as exc:
             raise dg.Failure(description=str(exc)) from exc
         batch = apply_references(engine, table, batch)

@@ -78,7 +78,7 @@ def events(
         try:
             batch = clean_event_folder(
                 landing_zone.path, day, sessions_known_by(engine, day), earlier,
-                pseudonymizer.secret, context.run_id,
+                pseudonymizer.secret, context.run.run_id,
             )  # fmt: skip
         except LandingNotReady as exc:
             raise dg.Failure(description=str(exc)) from exc
@@ -158,7 +158,7 @@ def bot_viewers(
     loaded = loaded[loaded["event_date"].isin(dates)]
     bots = bot_viewer_days(loaded)
     bots["as_of_date"] = bots["event_date"].astype(str).map(touched)
-    bots["run_id"] = context.run_id
+    bots["run_id"] = context.run.run_id
     # Every touched date is restated, also the ones that now have no bot.
     restated = pd.DataFrame({"event_date": dates, "as_of_date": [touched[str(d)] for d in dates]})
     written = replace_newer_dates(warehouse, bots, restated)
@@ -230,7 +230,7 @@ def viewer_activity(
     products = viewer_products(loaded)
     for frame in (sessions, products):
         frame["as_of_date"] = frame["session_key"].astype(str).map(touched)
-        frame["run_id"] = context.run_id
+        frame["run_id"] = context.run.run_id
     written = replace_newer(engine, clean_viewer_sessions, sessions, ["session_key"], "as_of_date")
     replace_newer(engine, clean_viewer_products, products, ["session_key"], "as_of_date")
     context.log.info(f"viewer_activity: {len(touched)} sessions, {len(sessions):,} viewer-sessions")

@@ -97,7 +97,9 @@ def session_plans(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg
     )
     near = (pairs["start_time"] - pairs["start_time_touched"]).abs() <= NEIGHBOURHOOD
     as_of = pairs[near].groupby("session_key")["export_date"].max()
-    matches = matches.assign(as_of_date=matches["session_key"].map(as_of), run_id=context.run_id)
+    matches = matches.assign(
+        as_of_date=matches["session_key"].map(as_of), run_id=context.run.run_id
+    )
     matches = matches.dropna(subset=["as_of_date"])
     written = replace_newer(engine, clean_session_plans, matches, ["session_key"], "as_of_date")
     window_plans = latest_per_key(snapshots, ["plan_id"]) if len(snapshots) else snapshots

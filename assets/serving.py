@@ -85,7 +85,7 @@ def session_scorecard(
             frame[column] = pd.to_datetime(frame[column])
     plans = read_where_in(engine, "clean_session_plans", "session_key", keys)
     plan_ids = plans.set_index("session_key")["plan_id"] if len(plans) else None
-    card = build_session_scorecard(sessions, orders, refunds, as_of, context.run_id, plan_ids)
+    card = build_session_scorecard(sessions, orders, refunds, as_of, context.run.run_id, plan_ids)
     written = replace_newer(engine, scorecard_table, card, ["session_key"], "as_of_date")
     context.log.info(f"session_scorecard: {len(card)} sessions recomputed, {written} rows written")
     return dg.MaterializeResult(

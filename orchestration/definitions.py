@@ -10,7 +10,6 @@ from assets.checks import clean_checks
 from assets.clean import clean_assets
 from assets.events import bot_viewers, events, viewer_activity
 from assets.matching import session_plans
-from assets.partitions import daily_partitions
 from assets.resources import Lake, LandingZone, Pseudonymizer, Warehouse
 from assets.serving import session_scorecard
 from warehouse.ingest import DEV_VIEWER_KEY_SECRET
@@ -33,7 +32,6 @@ all_checks = [*clean_checks]
 nightly_job = dg.define_asset_job(
     NIGHTLY_JOB,
     selection=dg.AssetSelection.all(),
-    partitions_def=daily_partitions,
     description="Everything for one local date: clean layer, then the serving tables.",
 )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pandas as pd
 import pytest
@@ -127,3 +128,42 @@ def test_current_view_keeps_the_latest_export(engine):
         write_partition(engine, clean_sessions, row, "export_date", [day])
     got = read_frame(engine, "SELECT export_date, gmv_fen FROM clean_sessions_current")
     assert got.values.tolist() == [["2026-11-02", 250]]
+
+
+def _concurrent_writes(engine) -> pd.DataFrame:
+    day = dt.date(2026, 11, 1)
+    errors: list[BaseException] = []
+
+    def write(run: str) -> None:
+        try:
+            for _ in range(5):
+                write_partition(
+                    engine, ops_ingest_ledger, ledger_rows(day, 300, run), "export_date", [day]
+                )
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(run,)) for run in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    return read_frame(engine, "SELECT run_id, COUNT(*) AS n FROM ops_ingest_ledger GROUP BY run_id")
+
+
+def test_two_writers_of_one_partition_are_serialized_on_sqlite(engine):
+    got = _concurrent_writes(engine)
+    assert len(got) == 1 and got["n"].iloc[0] == 300  # one writer's rows, whole, never a mix
+
+
+@pytest.mark.postgres
+def test_two_writers_of_one_partition_are_serialized_on_postgresql(postgres_url):
+    from sqlalchemy import text
+
+    engine = make_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS ops_ingest_ledger CASCADE"))
+    create_schema(engine)
+    got = _concurrent_writes(engine)
+    assert len(got) == 1 and got["n"].iloc[0] == 300

@@ -34,6 +34,13 @@ def test_project_instance_has_telemetry_and_first_visit_modal_off(tmp_path):
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         assert instance.telemetry_enabled is False
         assert instance.nux_enabled is False
+        # Two runs of the same partition are queued one after the other.
+        limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+        assert {
+            "key": "dagster/partition",
+            "value": {"applyLimitPerUniqueValue": True},
+            "limit": 1,
+        } in limits
 
 
 @pytest.mark.slow

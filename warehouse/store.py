@@ -125,6 +125,14 @@ def _insert(conn: Connection, table: Table, df: pd.DataFrame) -> None:
     conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
 
 
+def _lock(conn: Connection, table: Table) -> None:
+    """Serialize writers of one table for the rest of the transaction. SQLite's database lock
+    already does; on PostgreSQL two concurrent delete+insert of the same rows could otherwise
+    interleave under READ COMMITTED."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": table.name})
+
+
 def write_partition(
     engine: Engine,
     table: Table,
@@ -150,6 +158,7 @@ def write_partition(
     if conn is None:
         with engine.begin() as own:
             return write_partition(engine, table, df, partition_column, values, own, scope)
+    _lock(conn, table)
     column = table.c[partition_column]
     narrow = [table.c[name] == value for name, value in (scope or {}).items()]
     for name, value in (scope or {}).items():
@@ -189,6 +198,7 @@ def replace_newer(
         return keys[0].in_([k[0] for k in chunk]) if len(keys) == 1 else tuple_(*keys).in_(chunk)
 
     with engine.begin() as conn:
+        _lock(conn, table)
         newer = set()
         for i in range(0, len(key_tuples), _CHUNK):
             chunk = key_tuples[i : i + _CHUNK]
