@@ -12,8 +12,9 @@ from assets.events import bot_viewers, events, viewer_activity
 from assets.matching import session_plans
 from assets.resources import Lake, LandingZone, Pseudonymizer, Warehouse
 from assets.serving import session_scorecard
+from orchestration.sensors import build_landing_sensor
 from warehouse.ingest import DEV_VIEWER_KEY_SECRET
-from warehouse.settings import lake_dir, landing_dir, warehouse_url
+from warehouse.settings import FIRST_DATE, lake_dir, landing_dir, warehouse_url
 
 NIGHTLY_JOB = "nightly"
 
@@ -49,6 +50,9 @@ nightly_schedule = dg.build_schedule_from_partitioned_job(
 )
 
 
+landing_sensor = build_landing_sensor(nightly_job, FIRST_DATE)
+
+
 def _secret() -> str | dg.EnvVar:
     # The secret comes from the environment in production and is then shown only by name.
     if os.environ.get("VIEWER_KEY_SECRET"):
@@ -70,6 +74,7 @@ defs = dg.Definitions(
     asset_checks=all_checks,
     jobs=[nightly_job],
     schedules=[nightly_schedule],
+    sensors=[landing_sensor],
     resources=build_resources(),
     # Each step re-importing pandas and friends costs seconds; the steps are sequential anyway.
     executor=dg.in_process_executor,

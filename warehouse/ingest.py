@@ -77,6 +77,27 @@ def require_ready(root: Path | str, platform: str, day: dt.date) -> Path:
     return path
 
 
+# The folders a date needs before it can be processed (the catalogue lands only on change).
+REQUIRED_FOLDERS = (*PLATFORMS, "events", "plan")
+
+
+def landed_dates(landing_root: Path | str) -> dict[dt.date, float]:
+    """Dates whose required folders all have `_SUCCESS`, each with the time its last marker
+    appeared: a folder that lands late changes that time, and so asks for a re-run."""
+    root = Path(landing_root)
+    markers: dict[dt.date, list[float]] = {}
+    for name in REQUIRED_FOLDERS:
+        for marker in root.glob(f"{name}/*/{SUCCESS_MARKER}"):
+            try:
+                day = dt.date.fromisoformat(marker.parent.name)
+            except ValueError:
+                continue
+            markers.setdefault(day, []).append(marker.stat().st_mtime)
+    return {
+        day: max(times) for day, times in markers.items() if len(times) == len(REQUIRED_FOLDERS)
+    }
+
+
 def viewer_keys(platform: str, viewer_ids: pd.Series, secret: str) -> pd.Series:
     """viewer_key = hex HMAC-SHA256(secret, "<platform>:<viewer_id>"), computed once per id."""
     key = secret.encode("utf-8")
