@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,8 +20,12 @@ from tests.conftest import TINY, lake_for, run_assets, sqlite_url
 from warehouse.store import make_engine, read_frame
 
 FIRST, LAST = TINY.start.isoformat(), TINY.end.isoformat()
-TABLES = ("clean_sessions", "clean_lineups", "clean_orders", "clean_refunds", "ops_quarantine",
-          "ops_ingest_ledger", "session_scorecard")  # fmt: skip
+TABLES = (
+    "clean_products", "clean_plans", "clean_plan_lineups", "clean_sessions", "clean_lineups",
+    "clean_orders", "clean_refunds", "clean_session_plans", "clean_viewer_sessions",
+    "clean_viewer_products", "clean_bot_viewers", "ops_quarantine", "ops_ingest_ledger",
+    "session_scorecard",
+)  # fmt: skip
 
 
 def snapshot(url: str) -> dict[str, pd.DataFrame]:
@@ -45,12 +55,15 @@ def failure_text(result) -> str:
 
 
 def copy_sqlite(source_url: str, target_url: str) -> None:
-    """A consistent copy of a SQLite warehouse (WAL included), through SQLite's backup API."""
+    """A consistent copy of a SQLite warehouse (WAL included, through SQLite's backup API) and
+    of its lake."""
     with (
         sqlite3.connect(source_url.removeprefix("sqlite:///")) as src,
         sqlite3.connect(target_url.removeprefix("sqlite:///")) as dst,
     ):
         src.backup(dst)
+    if lake_for(source_url).exists():  # the warehouse's Parquet half goes with it
+        shutil.copytree(lake_for(source_url), lake_for(target_url))
 
 
 def scorecard_vs_truth(url: str, truth_dir) -> pd.DataFrame:
@@ -216,3 +229,54 @@ def test_the_same_graph_on_postgresql(tiny_clean, postgres_url, clean_run):
         assert len(pg[table]) == len(lite[table]), table
     numeric = read_frame(engine, "SELECT pg_typeof(gmv)::text AS t FROM session_scorecard LIMIT 1")
     assert numeric["t"].iloc[0] == "numeric"
+
+
+KILLED_RUN = """
+import pathlib, sys, time
+import warehouse.store as store
+
+real_insert = store._insert
+
+
+def insert_then_hang(conn, table, df):
+    real_insert(conn, table, df)
+    if table.name == "clean_orders":  # inside the transaction, before it commits
+        pathlib.Path(sys.argv[3]).write_text("writing")
+        time.sleep(600)
+
+
+store._insert = insert_then_hang
+from tests.conftest import run_assets
+
+run_assets(pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[4], sys.argv[5])
+"""
+
+
+def test_a_run_killed_mid_write_then_rerun_equals_one_clean_run(tiny_clean, tmp_path):
+    landing = tiny_clean / "landing"
+    first, last = TINY.dates[0].isoformat(), TINY.dates[2].isoformat()
+    reference, victim = sqlite_url(tmp_path / "reference.db"), sqlite_url(tmp_path / "victim.db")
+    assert run_assets(landing, reference, first, last).success
+    assert run_assets(landing, victim, first, last).success
+    orders_before = snapshot(victim)["clean_orders"]
+    script = tmp_path / "killed_run.py"
+    script.write_text(KILLED_RUN)
+    flag = tmp_path / "writing"
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(landing), victim, str(flag), first, last],
+        cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not flag.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, (
+            "the run never reached the write"
+        )
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    # The killed transaction left the previous rows, whole.
+    pd.testing.assert_frame_equal(snapshot(victim)["clean_orders"], orders_before)
+    assert run_assets(landing, victim, first, last).success
+    assert_same(snapshot(reference), snapshot(victim))
