@@ -5,13 +5,15 @@ a ledger that does not add up, a file whose rows are mostly quarantined. Warning
 in the UI and let the run go on. The README's "Quality gates" says why each is which.
 """
 
+import datetime as dt
+
 import dagster as dg
 import pandas as pd
 
 from assets.metadata import counts_table
 from assets.partitions import daily_partitions, partition_dates
 from assets.resources import Lake, Warehouse
-from warehouse import quality
+from warehouse import quality, scorecard
 from warehouse.ingest import CLEAN_TABLE
 from warehouse.lake import read_partition_files
 from warehouse.store import read_frame
@@ -281,3 +283,80 @@ def events_ledger(
 
 
 clean_checks += [events_valid, events_ledger]
+
+
+SCORECARD_KEY = dg.AssetKey(["serving", "session_scorecard"])
+PLATFORM_GMV_AGREES = "platform_gmv_agrees"
+KPI_IN_RANGE = "kpi_in_range"
+
+
+def _scorecard(warehouse: Warehouse, where: str, params: dict) -> pd.DataFrame:
+    return read_frame(
+        warehouse.get_engine(), f"SELECT * FROM session_scorecard WHERE {where}", params
+    )
+
+
+@dg.asset_check(
+    asset=SCORECARD_KEY,
+    name=PLATFORM_GMV_AGREES,
+    blocking=False,
+    partitions_def=daily_partitions,
+    description=(
+        "Cross-source: the platform-reported GMV of each session restated in this partition "
+        "agrees with the sum of its paid order lines (within 1 %, and 1 yuan)."
+    ),
+)
+def platform_gmv_agrees(
+    context: dg.AssetCheckExecutionContext, warehouse: Warehouse
+) -> dg.AssetCheckResult:
+    card = _scorecard(warehouse, "as_of_date BETWEEN :first AND :last", _window(context))
+    off = scorecard.gmv_disagreements(card)
+    return dg.AssetCheckResult(
+        passed=off.empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"{len(off)} of {len(card)} sessions disagree with the platform"
+        if len(off)
+        else None,
+        metadata={
+            "sessions_checked": len(card),
+            "sessions_disagreeing": len(off),
+            "largest_gaps": dg.MetadataValue.md(off.head(10).to_markdown(index=False))
+            if len(off)
+            else "none",
+        },
+    )
+
+
+@dg.asset_check(
+    asset=SCORECARD_KEY,
+    name=KPI_IN_RANGE,
+    blocking=False,
+    partitions_def=daily_partitions,
+    description=(
+        "Daily GMV, viewers and conversion of each room within 4x of its median over the 28 days "
+        "before (promotion days can trip it: a person looks)."
+    ),
+)
+def kpi_in_range(
+    context: dg.AssetCheckExecutionContext, warehouse: Warehouse
+) -> dg.AssetCheckResult:
+    days = partition_dates(context)
+    start = (days[0] - dt.timedelta(days=29)).isoformat()
+    card = _scorecard(warehouse, "start_time >= :start", {"start": start})
+    anomalies = scorecard.kpi_anomalies(card, days)
+    return dg.AssetCheckResult(
+        passed=anomalies.empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"{len(anomalies)} room-day KPIs far outside their recent range"
+        if len(anomalies)
+        else None,
+        metadata={
+            "room_days_flagged": len(anomalies),
+            "flagged": dg.MetadataValue.md(anomalies.head(20).to_markdown(index=False))
+            if len(anomalies)
+            else "none",
+        },
+    )
+
+
+serving_checks = [platform_gmv_agrees, kpi_in_range]

@@ -6,7 +6,7 @@ import os
 
 import dagster as dg
 
-from assets.checks import clean_checks
+from assets.checks import clean_checks, serving_checks
 from assets.clean import clean_assets
 from assets.events import bot_viewers, events, viewer_activity
 from assets.matching import session_plans
@@ -26,7 +26,7 @@ all_assets = [
     session_plans,
     session_scorecard,
 ]
-all_checks = [*clean_checks]
+all_checks = [*clean_checks, *serving_checks]
 
 # One run per date for the nightly schedule; a backfill over a range is one run per asset
 # (single-run backfill policy), each asset body handling the whole window.

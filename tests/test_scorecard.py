@@ -6,7 +6,12 @@ import datetime as dt
 
 import pandas as pd
 
-from warehouse.scorecard import build_session_scorecard, ratio_half_up
+from warehouse.scorecard import (
+    build_session_scorecard,
+    gmv_disagreements,
+    kpi_anomalies,
+    ratio_half_up,
+)
 
 
 def sessions(**overrides) -> pd.DataFrame:
@@ -85,3 +90,36 @@ def test_scorecard_counts_paid_lines_refunds_and_ratios():
 def test_ratio_rounds_half_up():
     got = ratio_half_up(pd.Series([5, 15, 14, 7, 1]), pd.Series([2, 10, 10, 0, 3]))
     assert got.tolist()[:3] == [3, 2, 1] and pd.isna(got.iloc[3]) and got.iloc[4] == 0
+
+
+def test_gmv_disagreements_list_sessions_beyond_tolerance():
+    card = pd.DataFrame(
+        {
+            "session_key": ["a", "b", "c"],
+            "start_time": pd.to_datetime(["2026-11-11 12:00"] * 3),
+            "gmv": [1000.0, 1000.0, 0.0],
+            "platform_gmv": [1005.0, 1020.0, 0.5],
+            "gmv_gap": [5.0, 20.0, 0.5],
+        }
+    )
+    assert gmv_disagreements(card)["session_key"].tolist() == ["b"]  # 1 % of 1000 = 10 yuan
+
+
+def test_kpi_anomalies_compare_a_day_with_the_rooms_recent_median():
+    days = pd.date_range("2026-11-01", periods=11).date
+    gmv = [1000.0] * 10 + [9000.0]  # the last day sells 9x the usual
+    card = pd.DataFrame(
+        {
+            "platform": "jd",
+            "room_id": "r1",
+            "start_time": [pd.Timestamp(d) + pd.Timedelta(hours=12) for d in days],
+            "gmv": gmv,
+            "viewers": 100,
+            "buyers": 10,
+        }
+    )
+    flagged = kpi_anomalies(card, [days[-1]])
+    assert flagged[["day", "metric", "value", "typical"]].values.tolist() == [
+        [days[-1], "gmv", 9000.0, 1000.0]
+    ]
+    assert kpi_anomalies(card, [days[5]]).empty  # five days of history are not enough

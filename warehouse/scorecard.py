@@ -102,3 +102,52 @@ def build_session_scorecard(
         }
     )
     return card.rename_axis("session_key").reset_index()[SCORECARD_COLUMNS]
+
+
+def gmv_disagreements(card: pd.DataFrame, share: float = 0.01, floor: float = 1.0) -> pd.DataFrame:
+    """Sessions whose platform-reported GMV differs from the paid orders by more than `share`
+    of it (and more than `floor` yuan): an orders file late or partial, or a platform
+    restating its numbers."""
+    gap = card["gmv_gap"].astype(float).abs()
+    limit = (card["gmv"].astype(float).abs() * share).clip(lower=floor)
+    cols = ["session_key", "start_time", "gmv", "platform_gmv", "gmv_gap"]
+    return card.loc[gap > limit, cols].sort_values("gmv_gap", key=abs, ascending=False)
+
+
+def kpi_anomalies(
+    card: pd.DataFrame,
+    days: list,
+    history_days: int = 28,
+    factor: float = 4.0,
+    min_history: int = 7,
+) -> pd.DataFrame:
+    """Room-days of `days` whose GMV, viewers or conversion lie more than `factor` times away
+    (either way, on a log scale) from the room's median over the `history_days` before, given
+    at least `min_history` earlier days with sessions."""
+    local_date = (pd.to_datetime(card["start_time"]) + pd.Timedelta(hours=8)).dt.date
+    daily = (
+        card.assign(day=local_date)
+        .groupby(["platform", "room_id", "day"])
+        .agg(gmv=("gmv", "sum"), viewers=("viewers", "sum"), buyers=("buyers", "sum"))
+        .reset_index()
+    )
+    daily["conversion"] = daily["buyers"] / daily["viewers"].where(daily["viewers"] > 0)
+    out = []
+    for (platform, room), rows in daily.groupby(["platform", "room_id"]):
+        rows = rows.set_index("day").sort_index()
+        for day in days:
+            if day not in rows.index:
+                continue
+            past = rows[(rows.index < day) & (rows.index >= day - pd.Timedelta(days=history_days))]
+            if len(past) < min_history:
+                continue
+            for metric in ("gmv", "viewers", "conversion"):
+                typical = float(past[metric].median())
+                value = float(rows.loc[day, metric])
+                if (
+                    typical > 0
+                    and value >= 0
+                    and not (typical / factor <= value <= typical * factor)
+                ):
+                    out.append((platform, room, day, metric, round(value, 4), round(typical, 4)))
+    return pd.DataFrame(out, columns=["platform", "room_id", "day", "metric", "value", "typical"])
