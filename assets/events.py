@@ -9,7 +9,12 @@ from sqlalchemy import delete
 from assets.metadata import counts_table, table_metadata
 from assets.partitions import daily_partitions, partition_dates, partition_label, single_run
 from assets.resources import Lake, LandingZone, Pseudonymizer, Warehouse
-from warehouse.activity import bot_viewer_days, viewer_products, viewer_sessions
+from warehouse.activity import (
+    bot_viewer_days,
+    viewer_products,
+    viewer_profiles,
+    viewer_sessions,
+)
 from warehouse.events import LATE_FOLDERS, clean_event_folder
 from warehouse.ingest import LandingNotReady, latest_per_key
 from warehouse.lake import partition_path, read_partition_files, write_partition_file
@@ -17,6 +22,7 @@ from warehouse.schema import (
     clean_bot_viewers,
     clean_viewer_products,
     clean_viewer_sessions,
+    clean_viewers,
     ops_ingest_ledger,
     ops_quarantine,
 )
@@ -241,5 +247,59 @@ def viewer_activity(
             "viewer_sessions_written": written,
             "viewer_product_rows": len(products),
             "bot_viewer_sessions": int(sessions["is_bot"].sum()),
+        }
+    )
+
+
+@dg.asset(
+    key=["clean", "viewers"],
+    group_name="clean",
+    deps=[dg.AssetKey(["clean", n]) for n in ("viewer_activity", "orders", "bot_viewers")],
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    kinds={"python", "sql"},
+    description=(
+        "`clean_viewers`: one row per pseudonymised viewer: first and last seen, sessions and "
+        "rooms watched, paid lines and spend, province and city of their latest order, bot days. "
+        "Restated for every viewer a partition's activity or orders touch."
+    ),
+)
+def viewers(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    days = partition_dates(context)
+    engine = warehouse.get_engine()
+    window = {"first": days[0].isoformat(), "last": days[-1].isoformat()}
+    touched = (
+        "SELECT viewer_key FROM clean_viewer_sessions WHERE as_of_date BETWEEN :first AND :last "
+        "UNION SELECT viewer_key FROM clean_orders WHERE export_date BETWEEN :first AND :last"
+    )
+    activity = read_frame(
+        engine,
+        "SELECT v.session_key, v.viewer_key, v.platform, s.room_id, v.first_seen, v.last_seen "
+        "FROM clean_viewer_sessions v "
+        "JOIN clean_sessions_current s ON s.session_key = v.session_key "
+        f"WHERE v.viewer_key IN ({touched})",
+        window,
+    )
+    orders = read_frame(
+        engine,
+        "SELECT viewer_key, platform, paid_at, paid_fen, province, city, created_at "
+        f"FROM clean_orders_current WHERE viewer_key IN ({touched})",
+        window,
+    )
+    bots = read_frame(
+        engine,
+        f"SELECT viewer_key, platform FROM clean_bot_viewers WHERE viewer_key IN ({touched})",
+        window,
+    )
+    profiles = viewer_profiles(activity, orders, bots).assign(
+        as_of_date=days[-1], run_id=context.run.run_id
+    )
+    written = replace_newer(engine, clean_viewers, profiles, ["viewer_key"], "as_of_date")
+    return dg.MaterializeResult(
+        metadata={
+            **table_metadata(clean_viewers, profiles, partition_label(days)),
+            "viewers_restated": written,
+            "buyers": int((profiles["paid_lines"] > 0).sum()),
+            "bots": int((profiles["bot_days"] > 0).sum()),
         }
     )

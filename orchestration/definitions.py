@@ -8,7 +8,7 @@ import dagster as dg
 
 from assets.checks import clean_checks, serving_checks
 from assets.clean import clean_assets
-from assets.events import bot_viewers, events, viewer_activity
+from assets.events import bot_viewers, events, viewer_activity, viewers
 from assets.matching import session_plans
 from assets.resources import Lake, LandingZone, Pseudonymizer, Warehouse
 from assets.serving import session_scorecard
@@ -23,6 +23,7 @@ all_assets = [
     events,
     bot_viewers,
     viewer_activity,
+    viewers,
     session_plans,
     session_scorecard,
 ]

@@ -13,6 +13,7 @@ ASSETS = {
     "clean/bot_viewers",
     "clean/events",
     "clean/viewer_activity",
+    "clean/viewers",
     "clean/lineups",
     "clean/orders",
     "clean/plan_lineups",

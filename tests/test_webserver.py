@@ -93,6 +93,7 @@ def test_webserver_serves_the_asset_graph_partitions_and_schedule(tmp_path):
         "clean/events",
         "clean/bot_viewers",
         "clean/viewer_activity",
+        "clean/viewers",
         "serving/session_scorecard",
     }
     assert all(n["isPartitioned"] for n in nodes.values())

@@ -118,3 +118,37 @@ def viewer_products(events: pd.DataFrame) -> pd.DataFrame:
     counts = counts.reindex(columns=["product_click", "add_to_cart"], fill_value=0)
     counts = counts.rename(columns={"product_click": "clicks", "add_to_cart": "carts"})
     return counts.reset_index()[columns]
+
+
+VIEWER_COLUMNS = [
+    "viewer_key", "platform", "first_seen", "last_seen", "sessions", "rooms", "paid_lines",
+    "spend_fen", "province", "city", "bot_days",
+]  # fmt: skip
+
+
+def viewer_profiles(
+    activity: pd.DataFrame, orders: pd.DataFrame, bots: pd.DataFrame
+) -> pd.DataFrame:
+    """One row per viewer from their sessions (`activity`: session_key, viewer_key, platform,
+    room_id, first_seen, last_seen), their order lines (latest state: viewer_key, platform,
+    paid_at, paid_fen, province, city, created_at) and their bot days."""
+    seen = activity.groupby(["viewer_key", "platform"]).agg(
+        first_seen=("first_seen", "min"),
+        last_seen=("last_seen", "max"),
+        sessions=("session_key", "nunique"),
+        rooms=("room_id", "nunique"),
+    )
+    paid = orders[orders["paid_at"].notna()]
+    bought = paid.groupby(["viewer_key", "platform"]).agg(
+        paid_lines=("paid_fen", "size"), spend_fen=("paid_fen", "sum")
+    )
+    latest = (
+        orders.sort_values("created_at")
+        .groupby(["viewer_key", "platform"])[["province", "city"]]
+        .last()
+    )
+    bot_days = bots.groupby(["viewer_key", "platform"]).size().rename("bot_days")
+    out = seen.join(bought, how="outer").join(latest, how="left").join(bot_days, how="left")
+    for column in ("sessions", "rooms", "paid_lines", "spend_fen", "bot_days"):
+        out[column] = out[column].fillna(0).astype("int64")
+    return out.reset_index()[VIEWER_COLUMNS]

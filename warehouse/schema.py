@@ -229,6 +229,25 @@ clean_bot_viewers = Table(
     PrimaryKeyConstraint("platform", "viewer_key", "event_date"),
 )
 
+# One row per pseudonymised viewer: when and how much they were seen, bought, and where from.
+clean_viewers = Table(
+    "clean_viewers",
+    metadata,
+    Column("viewer_key", String(64), primary_key=True),
+    Column("platform", String(16), nullable=False),
+    Column("first_seen", DateTime),
+    Column("last_seen", DateTime),
+    Column("sessions", Integer, nullable=False),
+    Column("rooms", Integer, nullable=False),
+    Column("paid_lines", Integer, nullable=False),
+    Column("spend_fen", BigInteger, nullable=False),
+    Column("province", Text),
+    Column("city", Text),
+    Column("bot_days", Integer, nullable=False),
+    Column("as_of_date", Date, nullable=False),
+    Column("run_id", String(64), nullable=False),
+)
+
 # The key of each clean table, and the view that keeps its latest export per key.
 CLEAN_KEYS: dict[str, tuple[str, ...]] = {
     "clean_products": ("sku",),
@@ -409,6 +428,7 @@ LAYERS: dict[str, tuple[Table, ...]] = {
         clean_viewer_sessions,
         clean_viewer_products,
         clean_bot_viewers,
+        clean_viewers,
     ),
     "ops": (ops_quarantine, ops_ingest_ledger),
     "serving": SERVING_TABLES,
