@@ -291,8 +291,22 @@ def viewers(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Mater
         f"SELECT viewer_key, platform FROM clean_bot_viewers WHERE viewer_key IN ({touched})",
         window,
     )
-    profiles = viewer_profiles(activity, orders, bots).assign(
-        as_of_date=days[-1], run_id=context.run.run_id
+    touched_on = (
+        read_frame(
+            engine,
+            "SELECT viewer_key, as_of_date AS day FROM clean_viewer_sessions "
+            "WHERE as_of_date BETWEEN :first AND :last "
+            "UNION ALL SELECT viewer_key, export_date AS day FROM clean_orders "
+            "WHERE export_date BETWEEN :first AND :last",
+            window,
+        )
+        .groupby("viewer_key")["day"]
+        .max()
+    )
+    profiles = viewer_profiles(activity, orders, bots)
+    # As of the last date that touched the viewer: a backfill writes what nightly runs would.
+    profiles = profiles.assign(
+        as_of_date=profiles["viewer_key"].map(touched_on), run_id=context.run.run_id
     )
     written = replace_newer(engine, clean_viewers, profiles, ["viewer_key"], "as_of_date")
     return dg.MaterializeResult(

@@ -23,7 +23,8 @@ FIRST, LAST = TINY.start.isoformat(), TINY.end.isoformat()
 TABLES = (
     "clean_products", "clean_plans", "clean_plan_lineups", "clean_sessions", "clean_lineups",
     "clean_orders", "clean_refunds", "clean_session_plans", "clean_viewer_sessions",
-    "clean_viewer_products", "clean_bot_viewers", "ops_quarantine", "ops_ingest_ledger",
+    "clean_viewer_products", "clean_bot_viewers", "clean_viewers", "ops_quarantine",
+    "ops_ingest_ledger",
     "session_scorecard",
 )  # fmt: skip
 
