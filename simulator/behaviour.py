@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulator.world import CATEGORIES, HOUR_EFFECT, WEEKDAY_EFFECT, Room, World, promotion_effect
+from warehouse.dialects import EVENT_TYPES
 
 MINUTE_MS = 60_000
 PAY_RATE = 0.92  # share of orders that are paid; the rest close unpaid
@@ -160,16 +161,6 @@ class SessionOutcome:
     interested: np.ndarray  # viewer positions that clicked anything
 
 
-EVENT_TYPES = (
-    "enter",
-    "leave",
-    "comment",
-    "like",
-    "follow",
-    "share",
-    "product_click",
-    "add_to_cart",
-)
 COMMENTS = (
     "主播讲得好清楚",
     "这个能便宜点吗？",

@@ -40,6 +40,23 @@ PLAN_HORIZON = 7
 REFUND_REASONS = ("七天无理由退货", "商品破损", "价格保护", "不想要了", "发错货", "质量问题")
 TEST_TITLES = ("测试直播-勿下单", "Test stream 推流测试", "test")
 OS_NAMES = ("android", "ios", "harmonyos")
+ID_STYLES = {
+    "session": {
+        "douyin": lambda k: f"73{k * 7919 + 10**15:017d}",
+        "taobao": lambda k: f"{400_000_000 + k * 37}",
+        "jd": lambda k: f"{80_000_000 + k * 13}",
+    },
+    "order": {
+        "douyin": lambda k: f"69{k * 104723 + 10**16:018d}",
+        "taobao": lambda k: f"{3 * 10**17 + k * 7:018d}",
+        "jd": lambda k: f"{2 * 10**11 + k * 3}",
+    },
+    "refund": {
+        "douyin": lambda k: f"6{k * 9973 + 10**17:018d}",
+        "taobao": lambda k: f"R{10**14 + k * 11}",
+        "jd": lambda k: f"{5 * 10**9 + k}",
+    },
+}
 
 
 def local_midnight_ms(day: dt.date) -> int:
@@ -206,29 +223,10 @@ class Simulation:
 
     # ----------------------------------------------------------------------------- sessions
 
-    def new_session_id(self, platform: str) -> str:
-        k = self.counters[f"session:{platform}"] = self.counters[f"session:{platform}"] + 1
-        return {
-            "douyin": f"73{k * 7919 + 10**15:017d}",
-            "taobao": f"{400_000_000 + k * 37}",
-            "jd": f"{80_000_000 + k * 13}",
-        }[platform]
-
-    def new_order_id(self, platform: str) -> str:
-        k = self.counters[f"order:{platform}"] = self.counters[f"order:{platform}"] + 1
-        return {
-            "douyin": f"69{k * 104723 + 10**16:018d}",
-            "taobao": f"{3 * 10**17 + k * 7:018d}",
-            "jd": f"{2 * 10**11 + k * 3}",
-        }[platform]
-
-    def new_refund_id(self, platform: str) -> str:
-        k = self.counters[f"refund:{platform}"] = self.counters[f"refund:{platform}"] + 1
-        return {
-            "douyin": f"6{k * 9973 + 10**17:018d}",
-            "taobao": f"R{10**14 + k * 11}",
-            "jd": f"{5 * 10**9 + k}",
-        }[platform]
+    def new_id(self, kind: str, platform: str) -> str:
+        """The next session, order or refund id, in each platform's own style."""
+        k = self.counters[f"{kind}:{platform}"] = self.counters[f"{kind}:{platform}"] + 1
+        return ID_STYLES[kind][platform](k)
 
     def realise_day(self, day: dt.date) -> list[Session]:
         sessions = []
@@ -272,7 +270,7 @@ class Simulation:
         plan_id: str | None, is_test: bool, test_kind: int = 0,
     ) -> Session:  # fmt: skip
         platform = room.platform
-        sid = self.new_session_id(platform)
+        sid = self.new_id("session", platform)
         key = f"{platform}:{sid}"
         end = start + minutes * MINUTE_MS
         if is_test and test_kind == 1:
@@ -420,7 +418,7 @@ class Simulation:
         else:
             timeline.append((created + 30 * MINUTE_MS, "closed"))
         line = {
-            "order_id": self.new_order_id(platform),
+            "order_id": self.new_id("order", platform),
             "session_id": session.session_id,
             "sku": str(self.world.catalogue.sku[session.lineup.product[p]]),
             "buyer_id": buyer,
@@ -454,7 +452,7 @@ class Simulation:
         for i, amount in enumerate(amounts):
             at = when + i * int(self.rng.integers(DAY_MS // 2, 3 * DAY_MS))
             refund = {
-                "refund_id": self.new_refund_id(platform),
+                "refund_id": self.new_id("refund", platform),
                 "order_id": line["order_id"],
                 "amount": amount,
                 "refunded_ms": at,

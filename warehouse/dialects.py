@@ -20,6 +20,16 @@ import numpy as np
 import pandas as pd
 
 PLATFORMS = ("douyin", "taobao", "jd")
+EVENT_TYPES = (
+    "enter",
+    "leave",
+    "comment",
+    "like",
+    "follow",
+    "share",
+    "product_click",
+    "add_to_cart",
+)
 PLATFORM_TABLES = ("sessions", "lineup", "orders", "refunds")
 LOCAL_TZ = "Asia/Shanghai"
 LOCAL_OFFSET = pd.Timedelta(hours=8)  # China has no daylight saving time.

@@ -18,10 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from warehouse.dialects import scrub_personal
+from warehouse.dialects import EVENT_TYPES, scrub_personal
 from warehouse.ingest import SUCCESS_MARKER, LandingNotReady, viewer_keys
 from warehouse.integrity import as_quarantine
-from warehouse.quality import EVENT_TYPES
 
 SKU_EVENTS = ("product_click", "add_to_cart")
 WINDOW_SLACK = pd.Timedelta(minutes=10)
@@ -106,55 +105,90 @@ def clean_event_folder(
 ) -> EventBatch:
     """Clean one events folder. `sessions`: session_key, start_time, end_time as known by `day`;
     `earlier_event_ids`: ids already landed in the folders before it (a redelivery is a
-    duplicate, not a new event)."""
-    frames, unreadable, files = [], [], []
+    duplicate, not a new event). Parts are checked and shaped one at a time, so memory holds
+    the folder's compact clean rows, never all its raw lines."""
+    shaped, quarantined, files = [], [], []
+    digests: dict[str, str] = {}  # viewer pseudonyms, computed once per folder
     for path in event_parts(landing_root, day):
         source = f"events/{day.isoformat()}/{path.name}"
-        rows, bad = read_part(path)
-        frames.append(rows.assign(source_file=source))
-        unreadable.append(bad.assign(source_file=source))
-        files.append({"source_file": source, "raw_rows": len(rows) + len(bad)})
-    raw = (
-        pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["line", *FIELDS])
-    )
-    raw = raw.rename(columns={"line": "source_line"}).assign(export_date=day)
-    problems = _problems(raw, sessions)
-    # Quarantine keeps what fixes the source, never the raw platform viewer id.
-    bad_rows = raw[problems["reason"].notna()].drop(columns="ts_utc")
-    bad_rows = bad_rows.assign(
-        viewer_id=bad_rows["viewer_id"].where(bad_rows["viewer_id"].isna(), "***")
-    )
-    quarantine = [
-        as_quarantine(
-            group.assign(platform=group["platform"].fillna("unknown")), field, kind, reason
+        raw, unreadable = read_part(path)
+        files.append({"source_file": source, "raw_rows": len(raw) + len(unreadable)})
+        raw = raw.rename(columns={"line": "source_line"}).assign(
+            export_date=day, source_file=source
         )
-        for (field, kind, reason), group in bad_rows.groupby(
-            [problems.loc[bad_rows.index, c] for c in ("field", "kind", "reason")], dropna=False
+        problems = _problems(raw, sessions)
+        quarantined.append(
+            unreadable.rename(columns={"line": "source_line"}).assign(
+                export_date=day, platform="unknown", source_file=source
+            )
         )
-    ]
-    good = raw[problems["reason"].isna()]
+        quarantined.extend(_quarantine(raw, problems))
+        shaped.append(_shape(raw[problems["reason"].isna()], secret, digests))
+        del raw, problems
+    rows = (
+        pd.concat(shaped, ignore_index=True)
+        if shaped
+        else _shape(
+            pd.DataFrame(
+                columns=[
+                    *FIELDS,
+                    "client_os",
+                    "app_version",
+                    "ts_utc",
+                    "source_file",
+                    "source_line",
+                ]
+            ),
+            secret,
+            digests,
+        )
+    )
+    shaped.clear()
     # The first delivery wins; later ones, here or already landed earlier, are duplicates.
-    repeat = good["event_id"].duplicated(keep="first") | _is_in(good["event_id"], earlier_event_ids)
-    duplicates = good[repeat]
-    clean = good[~repeat]
-    rows = _shape(clean, secret)
-    unread = pd.concat(unreadable, ignore_index=True).rename(columns={"line": "source_line"})
-    unread = unread.assign(export_date=day, platform="unknown")
-    quarantine_frame = pd.concat([unread, *quarantine], ignore_index=True).assign(
+    repeat = (
+        rows["event_id"].duplicated(keep="first") | _is_in(rows["event_id"], earlier_event_ids)
+    ).to_numpy()
+    duplicate_files = rows.loc[repeat, "source_file"].value_counts()
+    rows = rows[~repeat].reset_index(drop=True)
+    for column in CATEGORICAL:
+        rows[column] = rows[column].astype("category")
+    rows.insert(2, "event_date", local_dates(rows["ts"]))
+    quarantine = pd.concat(quarantined, ignore_index=True).assign(
         table_name="events", run_id=run_id
     )
     ledger = pd.DataFrame(files, columns=["source_file", "raw_rows"]).assign(
         export_date=day, platform="events", table_name="events", extra_columns="", run_id=run_id
     )
-    for column, frame in (
-        ("clean_rows", rows),
-        ("duplicate_rows", duplicates),
-        ("quarantined_rows", quarantine_frame),
-    ):
-        ledger[column] = (
-            ledger["source_file"].map(frame["source_file"].value_counts()).fillna(0).astype(int)
-        )
-    return EventBatch(rows, quarantine_frame, ledger)
+    per_file = {
+        "clean_rows": rows["source_file"].value_counts(),
+        "duplicate_rows": duplicate_files,
+        "quarantined_rows": quarantine["source_file"].value_counts(),
+    }
+    for column, counts in per_file.items():
+        ledger[column] = ledger["source_file"].map(counts).fillna(0).astype(int)
+    return EventBatch(rows, quarantine, ledger)
+
+
+def local_dates(ts: pd.Series) -> pd.Categorical:
+    """The China-time calendar date of each UTC time, as a categorical of `datetime.date`
+    (a folder spans a few dates: no need for millions of date objects)."""
+    days = (pd.to_datetime(ts) + pd.Timedelta(hours=8)).dt.floor("D")
+    codes, uniques = pd.factorize(days)
+    return pd.Categorical.from_codes(codes, categories=[d.date() for d in uniques])
+
+
+def _quarantine(raw: pd.DataFrame, problems: pd.DataFrame) -> list[pd.DataFrame]:
+    """The rejected lines in the quarantine's shape; never the raw platform viewer id."""
+    bad = raw[problems["reason"].notna()].drop(columns="ts_utc")
+    bad = bad.assign(
+        viewer_id=bad["viewer_id"].where(bad["viewer_id"].isna(), "***"),
+        platform=bad["platform"].fillna("unknown"),
+    )
+    keys = [problems.loc[bad.index, c] for c in ("field", "kind", "reason")]
+    return [
+        as_quarantine(group, field, kind, reason)
+        for (field, kind, reason), group in bad.groupby(keys, dropna=False)
+    ]
 
 
 def _is_in(values: pd.Series, candidates: pd.Series) -> pd.Series:
@@ -201,29 +235,34 @@ def _problems(raw: pd.DataFrame, sessions: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _shape(rows: pd.DataFrame, secret: str) -> pd.DataFrame:
-    """Compact clean events: UTC times, local event dates, pseudonyms, categorical codes."""
-    ts = rows["ts_utc"].astype("datetime64[ms]")
-    keys = pd.Series(index=rows.index, dtype="str")
-    for platform, group in rows.groupby("platform"):
-        keys[group.index] = viewer_keys(platform, group["viewer_id"], secret)
-    out = pd.DataFrame(
+def _shape(rows: pd.DataFrame, secret: str, digests: dict[str, str]) -> pd.DataFrame:
+    """Compact clean events: UTC times, local event dates, pseudonyms (string columns become
+    categories once the folder's parts are together)."""
+    ts = pd.to_datetime(rows["ts_utc"]).astype("datetime64[ms]")
+    ids = rows["platform"].astype(str) + ":" + rows["viewer_id"].astype(str)
+    missing = [i for i in ids.unique() if i not in digests]
+    if missing:
+        missing_ids = pd.Series(missing)
+        platform, viewer = (
+            missing_ids.str.split(":", n=1, expand=True)[0],
+            missing_ids.str.split(":", n=1, expand=True)[1],
+        )
+        for p in platform.unique():
+            sel = platform == p
+            digests.update(zip(missing_ids[sel], viewer_keys(p, viewer[sel], secret), strict=True))
+    return pd.DataFrame(
         {
             "event_id": rows["event_id"].astype("str"),
             "ts": ts,
-            "event_date": (ts + pd.Timedelta(hours=8)).dt.date,
-            "platform": rows["platform"],
-            "session_key": rows["platform"] + ":" + rows["session_id"],
-            "viewer_key": keys,
-            "type": rows["type"],
-            "sku": rows["sku"],
-            "client_os": rows["client_os"],
-            "app_version": rows["app_version"],
-            "text": rows["text"],
-            "source_file": rows["source_file"],
+            "platform": rows["platform"].astype("str"),
+            "session_key": (rows["platform"] + ":" + rows["session_id"]).astype("str"),
+            "viewer_key": ids.map(digests).astype("str"),
+            "type": rows["type"].astype("str"),
+            "sku": rows["sku"].astype("str"),
+            "client_os": rows["client_os"].astype("str"),
+            "app_version": rows["app_version"].astype("str"),
+            "text": rows["text"].astype("str"),
+            "source_file": rows["source_file"].astype("str"),
             "source_line": rows["source_line"].astype("int64"),
         }
-    )
-    for column in CATEGORICAL:
-        out[column] = out[column].astype("category")
-    return out.reset_index(drop=True)
+    ).reset_index(drop=True)

@@ -14,19 +14,11 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from warehouse.dialects import EVENT_TYPES
+
 PLATFORM_SET = ["douyin", "taobao", "jd"]
 CATEGORIES = ["kitchen", "large_appliance", "small_appliance", "personal_care", "smart_home"]
 ORDER_STATUSES = ["unpaid", "paid", "shipped", "finished", "closed"]
-EVENT_TYPES = (
-    "enter",
-    "leave",
-    "comment",
-    "like",
-    "follow",
-    "share",
-    "product_click",
-    "add_to_cart",
-)
 MAX_PRICE_FEN = 100_000 * 100  # no home appliance of this brand lists above 100,000 yuan
 MAX_SESSION_MINUTES = 12 * 60
 EXAMPLES = 5
