@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 from sqlalchemy import inspect
 
 from orchestration.definitions import NIGHTLY_JOB
@@ -77,6 +78,60 @@ def check_summary(result: dg.ExecuteInProcessResult) -> str:
     return "\n".join(lines)
 
 
+# Injected faults found by file and line in the quarantine, and where each should be.
+ROW_FAULTS = {
+    "malformed_row": "quarantine (format)",
+    "bad_time": "quarantine (value)",
+    "bad_amount": "quarantine (value)",
+    "negative_value": "quarantine (value)",
+    "unknown_sku": "quarantine (reference)",
+    "orphan_order": "quarantine (reference)",
+    "event_out_of_window": "quarantine (rule)",
+    "event_unknown_type": "quarantine (value)",
+    "event_no_viewer": "quarantine (value)",
+}
+
+
+def truth_reconciliation(url: str, truth: Path) -> str:
+    """The simulator's confession against what the pipeline did with each injected fault."""
+    faults = pd.read_csv(truth / "faults.csv")
+    engine = make_engine(url)
+    quarantined = read_frame(engine, "SELECT source_file, source_line FROM ops_quarantine")
+    found = set(zip(quarantined["source_file"], quarantined["source_line"], strict=True))
+    ledger = read_frame(
+        engine, "SELECT table_name, SUM(duplicate_rows) AS n FROM ops_ingest_ledger GROUP BY 1"
+    )
+    duplicates = dict(zip(ledger["table_name"], ledger["n"], strict=True))
+    lines = ["", "Injected faults (truth/faults.csv) and where the pipeline put them:"]
+    for kind, where in ROW_FAULTS.items():
+        rows = faults[faults["kind"] == kind]
+        hits = sum((f, int(n)) in found for f, n in zip(rows["file"], rows["line"], strict=True))
+        lines.append(f"  {kind:22s} {hits:>7,} of {len(rows):>7,} found in {where}")
+    injected = faults["kind"].value_counts()
+    counted = {
+        "duplicate_row": (
+            int(sum(v for k, v in duplicates.items() if k != "events")),
+            "duplicates counted in the ledger",
+        ),
+        "event_duplicate": (int(duplicates.get("events", 0)), "duplicates counted in the ledger"),
+        "bot_viewer": (
+            int(read_frame(engine, "SELECT COUNT(*) AS n FROM clean_bot_viewers")["n"].iloc[0]),
+            "bot viewer-days flagged",
+        ),
+        "test_session": (
+            int(
+                read_frame(
+                    engine, "SELECT COUNT(*) AS n FROM clean_sessions_current WHERE is_test"
+                )["n"].iloc[0]
+            ),
+            "sessions flagged is_test",
+        ),
+    }
+    for kind, (n, what) in counted.items():
+        lines.append(f"  {kind:22s} {int(injected.get(kind, 0)):>7,} injected, {n:,} {what}")
+    return "\n".join(lines)
+
+
 def summary(url: str) -> str:
     engine = make_engine(url)
     names = set(inspect(engine).get_table_names())
@@ -126,6 +181,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"run {result.run_id} succeeded")
     print(check_summary(result))
     print(summary(warehouse_url()))
+    print(truth_reconciliation(warehouse_url(), landing_dir().parent / "truth"))
     print(f"\nData folder: {data_dir()}   ({time.perf_counter() - started:.0f} s in all)")
     print("Open the Dagster UI on the same instance and warehouse: make ui")
 
