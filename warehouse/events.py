@@ -25,6 +25,7 @@ from warehouse.integrity import as_quarantine
 SKU_EVENTS = ("product_click", "add_to_cart")
 WINDOW_SLACK = pd.Timedelta(minutes=10)
 LATE_FOLDERS = 2  # an event arrives in its date's folder or up to two days later
+BATCH_ROWS = 1_000_000  # raw lines checked at once: bounds memory on a big day
 FIELDS = ("event_id", "ts", "platform", "session_id", "viewer_id", "type", "sku", "text")
 CATEGORICAL = ("platform", "session_key", "viewer_key", "type", "sku", "client_os", "app_version")
 EVENT_COLUMNS = ["event_id", "ts", "event_date", *CATEGORICAL, "text", "source_file", "source_line"]
@@ -109,22 +110,31 @@ def clean_event_folder(
     the folder's compact clean rows, never all its raw lines."""
     shaped, quarantined, files = [], [], []
     digests: dict[str, str] = {}  # viewer pseudonyms, computed once per folder
+    pending: list[pd.DataFrame] = []  # small parts are checked together: less overhead
+
+    def check(batch: list[pd.DataFrame]) -> None:
+        raw = pd.concat(batch, ignore_index=True)
+        batch.clear()
+        problems = _problems(raw, sessions)
+        quarantined.extend(_quarantine(raw, problems))
+        shaped.append(_shape(raw[problems["reason"].isna()], secret, digests))
+
     for path in event_parts(landing_root, day):
         source = f"events/{day.isoformat()}/{path.name}"
         raw, unreadable = read_part(path)
         files.append({"source_file": source, "raw_rows": len(raw) + len(unreadable)})
-        raw = raw.rename(columns={"line": "source_line"}).assign(
-            export_date=day, source_file=source
-        )
-        problems = _problems(raw, sessions)
         quarantined.append(
             unreadable.rename(columns={"line": "source_line"}).assign(
                 export_date=day, platform="unknown", source_file=source
             )
         )
-        quarantined.extend(_quarantine(raw, problems))
-        shaped.append(_shape(raw[problems["reason"].isna()], secret, digests))
-        del raw, problems
+        pending.append(
+            raw.rename(columns={"line": "source_line"}).assign(export_date=day, source_file=source)
+        )
+        if sum(len(p) for p in pending) >= BATCH_ROWS:
+            check(pending)
+    if pending:
+        check(pending)
     rows = (
         pd.concat(shaped, ignore_index=True)
         if shaped
