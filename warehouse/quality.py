@@ -245,10 +245,6 @@ def _batch_definition(table: str):
     return source.add_dataframe_asset(table).add_batch_definition_whole_dataframe("partition")
 
 
-def suite_names() -> list[str]:
-    return sorted(_suites())
-
-
 def validate(table: str, df: pd.DataFrame, blocking: bool) -> Verdict:
     """Run the table's blocking or warning suite on `df` and say what failed, with examples."""
     import great_expectations as gx
