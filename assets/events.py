@@ -274,12 +274,13 @@ def viewers(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Mater
     )
     activity = read_frame(
         engine,
-        "SELECT v.session_key, v.viewer_key, v.platform, s.room_id, v.first_seen, v.last_seen "
-        "FROM clean_viewer_sessions v "
-        "JOIN clean_sessions_current s ON s.session_key = v.session_key "
-        f"WHERE v.viewer_key IN ({touched})",
+        "SELECT session_key, viewer_key, platform, first_seen, last_seen "
+        f"FROM clean_viewer_sessions WHERE viewer_key IN ({touched})",
         window,
     )
+    # A session's room never changes between its exports: any export of it will do.
+    rooms = read_frame(engine, "SELECT DISTINCT session_key, room_id FROM clean_sessions")
+    activity = activity.merge(rooms.drop_duplicates("session_key"), on="session_key", how="left")
     orders = read_frame(
         engine,
         "SELECT viewer_key, platform, paid_at, paid_fen, province, city, created_at "

@@ -87,3 +87,12 @@ def test_test_sessions_are_not_matched():
     )
     p = snapshots(("P1", "R1", "2026-11-11 12:00", "2026-11-10 13:00"))
     assert matched(match_sessions_to_plans(s, p)) == {"jd:a": "P1"}
+
+
+def test_a_plan_missing_from_the_last_export_was_cancelled():
+    s = sessions(("jd:a", "R1", "2026-11-11 12:00", False))
+    p = snapshots(
+        ("P1", "R1", "2026-11-11 12:00", "2026-11-09 13:00"),  # dropped from the next export
+        ("P2", "R2", "2026-11-12 12:00", "2026-11-10 13:00"),  # that export (another room)
+    )
+    assert matched(match_sessions_to_plans(s, p)) == {"jd:a": None}

@@ -91,6 +91,16 @@ def test_scorecard_equals_the_simulators_totals(clean_run, tiny_clean):
     assert (real["gmv"] - real["paid_gmv_landed"]).abs().max() < 0.005
 
 
+def test_sessions_are_matched_to_the_plans_they_came_from(clean_run, tiny_clean):
+    got = read_frame(make_engine(clean_run), "SELECT session_key, plan_id FROM session_scorecard")
+    truth = pd.read_csv(tiny_clean / "truth" / "sessions.csv")
+    both = truth.merge(got, on="session_key", suffixes=("_true", "_got"))
+    # Plans of the first day were exported before the data begins: nothing can match them.
+    later = both[pd.to_datetime(both["start_time"]).dt.date > TINY.start]
+    assert len(later) > 150
+    assert (later["plan_id_true"].fillna("-") == later["plan_id_got"].fillna("-")).all()
+
+
 def test_ledger_adds_up_and_nothing_is_quarantined_without_faults(clean_run):
     ledger = read_frame(make_engine(clean_run), "SELECT * FROM ops_ingest_ledger")
     assert len(ledger[ledger["platform"].isin(["douyin", "taobao", "jd"])]) == 21 * 3 * 4

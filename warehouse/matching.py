@@ -4,6 +4,8 @@ A non-test session is matched to the last snapshot of a plan exported before the
 start, with the same platform and room and a planned start at most three hours away. Matching
 is one to one, smallest time difference first, ties to the earlier planned start, then the
 smaller plan_id.
+A plan missing from the last export before the session that covers its day (exports cover the
+seven days after their date) was cancelled and is not matched.
 """
 
 from __future__ import annotations
@@ -26,12 +28,23 @@ def match_sessions_to_plans(sessions: pd.DataFrame, snapshots: pd.DataFrame) -> 
         planned_start=pd.to_datetime(snapshots["planned_start"]),
         exported_at=pd.to_datetime(snapshots["exported_at"]),
     )
-    pairs = real.merge(snaps, on=["platform", "room_id"], how="inner")
+    # Candidates share the room and lie within a day of each other (a day key on both sides
+    # keeps the join small; the three-hour rule is applied exactly below).
+    real = real.assign(day=real["start_time"].dt.floor("D"))
+    snaps = pd.concat(
+        [
+            snaps.assign(day=snaps["planned_start"].dt.floor("D") + pd.Timedelta(days=k))
+            for k in (-1, 0, 1)
+        ],
+        ignore_index=True,
+    )
+    pairs = real.merge(snaps, on=["platform", "room_id", "day"], how="inner")
     pairs = pairs[pairs["exported_at"] < pairs["start_time"]]
     # The plan as it was last exported before this session started.
     pairs = pairs.sort_values("exported_at").drop_duplicates(
         ["session_key", "plan_id"], keep="last"
     )
+    pairs = _still_planned(pairs, snapshots)
     pairs = pairs.assign(gap=(pairs["start_time"] - pairs["planned_start"]).abs())
     pairs = pairs[pairs["gap"] <= MAX_GAP].sort_values(
         ["gap", "planned_start", "plan_id", "session_key"]
@@ -55,3 +68,26 @@ def match_sessions_to_plans(sessions: pd.DataFrame, snapshots: pd.DataFrame) -> 
     matches = pd.DataFrame(chosen, columns=MATCH_COLUMNS)
     out = real.merge(matches, on="session_key", how="left")
     return out[["session_key", "platform", "room_id", "start_time", *MATCH_COLUMNS[1:]]]
+
+
+def _still_planned(pairs: pd.DataFrame, snapshots: pd.DataFrame) -> pd.DataFrame:
+    """Keep the pairs whose plan snapshot is in the last export, before the session started,
+    that covers the planned day: an export of date E covers E+1 … E+7."""
+    if pairs.empty:
+        return pairs
+    exports = (
+        pd.DataFrame({"last_export": pd.to_datetime(snapshots["exported_at"]).unique()})
+        .sort_values("last_export")
+        .reset_index(drop=True)
+    )
+    local_day = (pairs["planned_start"] + pd.Timedelta(hours=8)).dt.floor("D")
+    # The evening before the planned day, 24:00 local, in UTC: no later export covers it.
+    day_before_ends = local_day - pd.Timedelta(hours=8)
+    bound = pairs["start_time"].where(pairs["start_time"] < day_before_ends, day_before_ends)
+    probe = pairs.assign(bound=bound, position=range(len(pairs))).sort_values("bound")
+    probe = pd.merge_asof(
+        probe, exports, left_on="bound", right_on="last_export", direction="backward",
+        allow_exact_matches=False,
+    ).sort_values("position")  # fmt: skip
+    keep = (probe["exported_at"] == probe["last_export"]).to_numpy()
+    return pairs[keep]
