@@ -4,7 +4,6 @@ import datetime as dt
 
 import dagster as dg
 import pandas as pd
-from sqlalchemy import delete
 
 from assets.metadata import counts_table, table_metadata
 from assets.partitions import daily_partitions, partition_dates, partition_label, single_run
@@ -167,7 +166,9 @@ def bot_viewers(
     bots["run_id"] = context.run.run_id
     # Every touched date is restated, also the ones that now have no bot.
     restated = pd.DataFrame({"event_date": dates, "as_of_date": [touched[str(d)] for d in dates]})
-    written = replace_newer_dates(warehouse, bots, restated)
+    written = replace_newer(
+        warehouse.get_engine(), clean_bot_viewers, bots, ["event_date"], "as_of_date", restated
+    )
     return dg.MaterializeResult(
         metadata={
             **table_metadata(clean_bot_viewers, bots, partition_label(days)),
@@ -177,28 +178,6 @@ def bot_viewers(
             "max_events_in_60s": int(bots["peak_events_60s"].max()) if len(bots) else 0,
         }
     )
-
-
-def replace_newer_dates(warehouse: Warehouse, bots: pd.DataFrame, restated: pd.DataFrame) -> int:
-    """Bot rows are restated per event date: a date with no bot left must lose its old rows."""
-    engine = warehouse.get_engine()
-    stale = read_frame(engine, "SELECT event_date, as_of_date FROM clean_bot_viewers")
-    if len(stale):
-        stale["event_date"] = pd.to_datetime(stale["event_date"]).dt.date
-        stale["as_of_date"] = pd.to_datetime(stale["as_of_date"]).dt.date
-    emptied = restated[~restated["event_date"].isin(bots["event_date"])]
-    for row in emptied.itertuples(index=False):
-        old = stale[
-            (stale["event_date"] == row.event_date) & (stale["as_of_date"] <= row.as_of_date)
-        ]
-        if len(old):
-            with engine.begin() as conn:
-                conn.execute(
-                    delete(clean_bot_viewers).where(
-                        clean_bot_viewers.c.event_date == row.event_date
-                    )
-                )
-    return replace_newer(engine, clean_bot_viewers, bots, ["event_date"], "as_of_date")
 
 
 @dg.asset(

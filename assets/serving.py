@@ -86,7 +86,9 @@ def session_scorecard(
     plans = read_where_in(engine, "clean_session_plans", "session_key", keys)
     plan_ids = plans.set_index("session_key")["plan_id"] if len(plans) else None
     card = build_session_scorecard(sessions, orders, refunds, as_of, context.run.run_id, plan_ids)
-    written = replace_newer(engine, scorecard_table, card, ["session_key"], "as_of_date")
+    # Every touched session is restated, also one now known to be a test: it loses its row.
+    restated = pd.DataFrame({"session_key": as_of.index, "as_of_date": as_of.to_numpy()})
+    written = replace_newer(engine, scorecard_table, card, ["session_key"], "as_of_date", restated)
     context.log.info(f"session_scorecard: {len(card)} sessions recomputed, {written} rows written")
     return dg.MaterializeResult(
         metadata={

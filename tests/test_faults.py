@@ -345,3 +345,15 @@ def test_local_midnight_separates_partitions(landing, url):
     got = lake_events(url).set_index("event_id")
     assert str(got.loc["late", "event_date"]) == D1 and str(got.loc["early", "event_date"]) == D2
     assert str(got.loc["late", "ts"]) == "2026-11-01 15:59:59"  # UTC
+
+
+def test_a_session_restated_as_a_test_leaves_the_scorecard(landing, url):
+    base_day(landing)
+    assert run_assets(landing, url, D1).success
+    assert q(url, "SELECT session_key FROM session_scorecard")["session_key"].tolist() == [
+        "douyin:S1"
+    ]
+    renamed = session("S1", f"{D1} 20:00:00", f"{D1} 22:00:00", title="推流测试")
+    write_day(landing, D2, sessions=[renamed], lineup=[lineup("S1")])
+    assert run_assets(landing, url, D2).success
+    assert q(url, "SELECT session_key FROM session_scorecard").empty

@@ -176,18 +176,24 @@ def replace_newer(
     df: pd.DataFrame,
     key_columns: Sequence[str],
     version_column: str,
+    restated: pd.DataFrame | None = None,
 ) -> int:
     """Replace the rows of each key (one row or a group of rows) by the incoming ones, atomically,
     unless the warehouse already holds that key at a newer version.
 
+    `restated` (key columns and `version_column`) names keys recomputed at that version even if
+    no incoming row has them: their old rows are removed (a date with no bot left, a session
+    that turned out to be a test).
+
     Used where rows are restated as data arrives (session_scorecard, a session's viewer
     activity): re-running an old partition must not roll them back to what was known then.
     """
-    if df.empty:
+    groups = df if restated is None else pd.concat([df, restated], ignore_index=True)
+    if groups.empty:
         return 0
     keys = [table.c[k] for k in key_columns]
     incoming = (
-        df.assign(_version=df[version_column].map(_as_date))
+        groups.assign(_version=groups[version_column].map(_as_date))
         .groupby(list(key_columns))["_version"]
         .max()
     )
