@@ -10,6 +10,7 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
+from assets.gates import recorded
 from assets.metadata import counts_table
 from assets.partitions import daily_partitions, partition_dates
 from assets.resources import Lake, Warehouse
@@ -137,9 +138,8 @@ def build_checks(table: str) -> list[dg.AssetChecksDefinition]:
     )
     def valid(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
         rows = _rows(warehouse, clean_table, _window(context))
-        return _verdict_result(
-            quality.validate(clean_table, rows, blocking=True), dg.AssetCheckSeverity.ERROR
-        )
+        verdict = quality.validate(clean_table, rows, blocking=True)
+        return recorded(context, warehouse, _verdict_result(verdict, dg.AssetCheckSeverity.ERROR))
 
     @dg.asset_check(
         asset=key,
@@ -179,7 +179,7 @@ def build_checks(table: str) -> list[dg.AssetChecksDefinition]:
             "WHERE export_date BETWEEN :first AND :last GROUP BY source_file",
             window,
         ).set_index("source_file")["n"]
-        return ledger_result(warehouse, table, window, in_table)
+        return recorded(context, warehouse, ledger_result(warehouse, table, window, in_table))
 
     @dg.asset_check(
         asset=key,
@@ -222,7 +222,7 @@ def build_checks(table: str) -> list[dg.AssetChecksDefinition]:
         top = reasons[reasons["source_file"].isin(bad["source_file"])]["reason"].str.replace(
             r":.*", "", regex=True
         )
-        return dg.AssetCheckResult(
+        result = dg.AssetCheckResult(
             passed=bad.empty,
             severity=dg.AssetCheckSeverity.ERROR,
             description=f"{len(bad)} files mostly quarantined: {', '.join(bad['source_file'][:5])}"
@@ -241,6 +241,7 @@ def build_checks(table: str) -> list[dg.AssetChecksDefinition]:
                 "their_reasons": counts_table(top.value_counts(), "reason"),
             },
         )
+        return recorded(context, warehouse, result)
 
     return [valid, looks_normal, ledger_adds_up, quarantine_rate]
 
@@ -259,12 +260,14 @@ EVENT_COLUMNS = ["event_id", "ts", "platform", "session_key", "viewer_key", "typ
     partitions_def=daily_partitions,
     description="Great Expectations suite `events_blocking`: unique ids, known types, pseudonyms.",
 )
-def events_valid(context: dg.AssetCheckExecutionContext, lake: Lake) -> dg.AssetCheckResult:
+def events_valid(
+    context: dg.AssetCheckExecutionContext, warehouse: Warehouse, lake: Lake
+) -> dg.AssetCheckResult:
     rows = read_partition_files(lake.path, "events", partition_dates(context), EVENT_COLUMNS)
     for column in ("platform", "session_key", "viewer_key", "type"):
         rows[column] = rows[column].astype(str)
     verdict = quality.validate("events", rows, blocking=True)
-    return _verdict_result(verdict, dg.AssetCheckSeverity.ERROR)
+    return recorded(context, warehouse, _verdict_result(verdict, dg.AssetCheckSeverity.ERROR))
 
 
 @dg.asset_check(
@@ -279,10 +282,68 @@ def events_ledger(
 ) -> dg.AssetCheckResult:
     days = partition_dates(context)
     stored = read_partition_files(lake.path, "events", days, ["source_file"])["source_file"]
-    return ledger_result(warehouse, "events", _window(context), stored.astype(str).value_counts())
+    result = ledger_result(warehouse, "events", _window(context), stored.astype(str).value_counts())
+    return recorded(context, warehouse, result)
 
 
 clean_checks += [events_valid, events_ledger]
+
+
+# Tables derived from the clean exports (restated as of a date, one row per key), per asset:
+# (table, whether its suite has warnings as well).
+DERIVED_ASSETS = {
+    "session_plans": [("clean_session_plans", True)],
+    "bot_viewers": [("clean_bot_viewers", False)],
+    "viewer_activity": [("clean_viewer_sessions", True), ("clean_viewer_products", False)],
+    "viewers": [("clean_viewers", False)],
+}
+
+
+def build_derived_checks(asset: str, table: str, warns: bool) -> list[dg.AssetChecksDefinition]:
+    key = dg.AssetKey(["clean", asset])
+    # An asset writing two tables gets one check of each kind per table.
+    prefix = "" if len(DERIVED_ASSETS[asset]) == 1 else f"{table.removeprefix('clean_')}_"
+
+    def restated_rows(context, warehouse: Warehouse) -> pd.DataFrame:
+        return read_frame(
+            warehouse.get_engine(),
+            f"SELECT * FROM {table} WHERE as_of_date BETWEEN :first AND :last",
+            _window(context),
+        )
+
+    @dg.asset_check(
+        asset=key,
+        name=f"{prefix}{VALID}",
+        blocking=True,
+        partitions_def=daily_partitions,
+        description=f"Great Expectations suite `{table}_blocking` on the rows restated.",
+    )
+    def valid(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+        verdict = quality.validate(table, restated_rows(context, warehouse), blocking=True)
+        return recorded(context, warehouse, _verdict_result(verdict, dg.AssetCheckSeverity.ERROR))
+
+    @dg.asset_check(
+        asset=key,
+        name=f"{prefix}{LOOKS_NORMAL}",
+        blocking=False,
+        partitions_def=daily_partitions,
+        description=f"Great Expectations suite `{table}_warnings` on the rows restated.",
+    )
+    def looks_normal(
+        context: dg.AssetCheckExecutionContext, warehouse: Warehouse
+    ) -> dg.AssetCheckResult:
+        verdict = quality.validate(table, restated_rows(context, warehouse), blocking=False)
+        return _verdict_result(verdict, dg.AssetCheckSeverity.WARN)
+
+    return [valid, looks_normal] if warns else [valid]
+
+
+clean_checks += [
+    check
+    for asset, tables in DERIVED_ASSETS.items()
+    for table, warns in tables
+    for check in build_derived_checks(asset, table, warns)
+]
 
 
 SCORECARD_KEY = dg.AssetKey(["serving", "session_scorecard"])

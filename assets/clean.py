@@ -7,6 +7,7 @@ import dagster as dg
 import pandas as pd
 from sqlalchemy import Engine
 
+from assets.gates import require_upstream_passed
 from assets.metadata import counts_table, table_metadata
 from assets.partitions import daily_partitions, partition_dates, partition_label, single_run
 from assets.resources import LandingZone, Pseudonymizer, Warehouse
@@ -134,6 +135,7 @@ def build_platform_asset(table: str) -> dg.AssetsDefinition:
         warehouse: Warehouse,
         pseudonymizer: Pseudonymizer,
     ) -> dg.MaterializeResult:
+        require_upstream_passed(context, warehouse)
         days = partition_dates(context)
         engine = warehouse.get_engine()
         batches = []

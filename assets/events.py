@@ -5,6 +5,7 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
+from assets.gates import require_upstream_passed
 from assets.metadata import counts_table, table_metadata
 from assets.partitions import daily_partitions, partition_dates, partition_label, single_run
 from assets.resources import Lake, LandingZone, Pseudonymizer, Warehouse
@@ -67,6 +68,7 @@ def events(
     landing_zone: LandingZone,
     pseudonymizer: Pseudonymizer,
 ) -> dg.MaterializeResult:
+    require_upstream_passed(context, warehouse)
     days = partition_dates(context)
     engine = warehouse.get_engine()
     totals = {"rows": 0, "duplicates": 0, "quarantined": 0, "raw": 0}
@@ -150,6 +152,7 @@ def _touched(lake: Lake, days: list[dt.date], column: str) -> pd.Series:
 def bot_viewers(
     context: dg.AssetExecutionContext, warehouse: Warehouse, lake: Lake
 ) -> dg.MaterializeResult:
+    require_upstream_passed(context, warehouse)
     days = partition_dates(context)
     touched = _touched(lake, days, "event_date")
     if touched.empty:
@@ -197,6 +200,7 @@ def bot_viewers(
 def viewer_activity(
     context: dg.AssetExecutionContext, warehouse: Warehouse, lake: Lake
 ) -> dg.MaterializeResult:
+    require_upstream_passed(context, warehouse)
     days = partition_dates(context)
     engine = warehouse.get_engine()
     touched = _touched(lake, days, "session_key")
@@ -244,6 +248,7 @@ def viewer_activity(
     ),
 )
 def viewers(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    require_upstream_passed(context, warehouse)
     days = partition_dates(context)
     engine = warehouse.get_engine()
     window = {"first": days[0].isoformat(), "last": days[-1].isoformat()}

@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 from sqlalchemy import Engine
 
+from assets.gates import require_upstream_passed
 from assets.metadata import table_metadata
 from assets.partitions import daily_partitions, partition_dates, partition_label, single_run
 from assets.resources import Warehouse
@@ -55,6 +56,7 @@ def _rooms_frame(
     ),
 )
 def session_plans(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    require_upstream_passed(context, warehouse)
     days = partition_dates(context)
     engine = warehouse.get_engine()
     last = days[-1]

@@ -3,6 +3,7 @@
 import dagster as dg
 import pandas as pd
 
+from assets.gates import require_upstream_passed
 from assets.metadata import table_metadata
 from assets.partitions import daily_partitions, partition_dates, partition_label, single_run
 from assets.resources import Warehouse
@@ -61,6 +62,7 @@ def known_through(df: pd.DataFrame, last) -> pd.DataFrame:
 def session_scorecard(
     context: dg.AssetExecutionContext, warehouse: Warehouse
 ) -> dg.MaterializeResult:
+    require_upstream_passed(context, warehouse)
     days = partition_dates(context)
     engine = warehouse.get_engine()
     last = days[-1]

@@ -92,38 +92,123 @@ ROW_FAULTS = {
 }
 
 
+def _count(engine, sql: str) -> int:
+    return int(read_frame(engine, sql)["n"].iloc[0])
+
+
+def _stored_at(engine, table: str) -> set[tuple[str, int]]:
+    rows = read_frame(engine, f"SELECT source_file, source_line FROM {table}")
+    return set(zip(rows["source_file"], rows["source_line"].astype(int), strict=True))
+
+
+def _positions(rows: pd.DataFrame) -> list[tuple[str, int]]:
+    return list(zip(rows["file"], rows["line"].astype(int), strict=True))
+
+
+def _session_keys(rows: pd.DataFrame) -> pd.Series:
+    return rows["file"].str.split("/").str[0] + ":" + rows["key"].astype(str)
+
+
+def still_live_outcomes(engine, faults: pd.DataFrame) -> tuple[int, int, int, int]:
+    """Sessions exported while still live: (injected, finished since, whose finishing row is in
+    the quarantine, still live in the last export of the window)."""
+    current = read_frame(
+        engine, "SELECT session_key, end_time, export_date FROM clean_sessions_current"
+    ).set_index("session_key")
+    keys = _session_keys(faults[faults["kind"] == "still_live"])
+    now = current.reindex(keys)
+    open_keys = now.index[now["end_time"].isna()]
+    last_export = current["export_date"].max()
+    at_end = int((now.loc[open_keys, "export_date"] == last_export).sum())
+    raw = read_frame(engine, "SELECT raw FROM ops_quarantine WHERE table_name = 'sessions'")["raw"]
+    ids = [key.split(":", 1)[1] for key in open_keys]
+    quarantined = sum(raw.str.contains(i, regex=False).any() for i in ids)
+    return len(keys), len(keys) - len(open_keys), quarantined, at_end
+
+
+def revisions_current(engine, faults: pd.DataFrame) -> tuple[int, int]:
+    """changed_reexport of sessions: (revised rows that are the current row, revised rows)."""
+    current = read_frame(
+        engine, "SELECT session_key, source_file, source_line FROM clean_sessions_current"
+    ).set_index("session_key")
+    revised = faults[(faults["kind"] == "changed_reexport") & faults["file"].str.contains("/sess")]
+    now = current.reindex(_session_keys(revised))
+    same = (now["source_file"].to_numpy() == revised["file"].to_numpy()) & (
+        now["source_line"].to_numpy() == revised["line"].astype(int).to_numpy()
+    )
+    return int(same.sum()), len(revised)
+
+
 def truth_reconciliation(url: str, truth: Path) -> str:
     """The simulator's confession against what the pipeline did with each injected fault."""
-    faults = pd.read_csv(truth / "faults.csv")
+    faults = pd.read_csv(truth / "faults.csv", dtype={"key": str})
     engine = make_engine(url)
-    quarantined = read_frame(engine, "SELECT source_file, source_line FROM ops_quarantine")
-    found = set(zip(quarantined["source_file"], quarantined["source_line"], strict=True))
+    found = _stored_at(engine, "ops_quarantine")
     ledger = read_frame(
-        engine, "SELECT table_name, SUM(duplicate_rows) AS n FROM ops_ingest_ledger GROUP BY 1"
+        engine,
+        "SELECT source_file, table_name, duplicate_rows, extra_columns FROM ops_ingest_ledger",
     )
-    duplicates = dict(zip(ledger["table_name"], ledger["n"], strict=True))
+    duplicates = ledger.groupby("table_name")["duplicate_rows"].sum()
     lines = ["", "Injected faults (truth/faults.csv) and where the pipeline put them:"]
     for kind, where in ROW_FAULTS.items():
-        rows = faults[faults["kind"] == kind]
-        hits = sum((f, int(n)) in found for f, n in zip(rows["file"], rows["line"], strict=True))
-        lines.append(f"  {kind:22s} {hits:>7,} of {len(rows):>7,} found in {where}")
+        positions = _positions(faults[faults["kind"] == kind])
+        hits = sum(p in found for p in positions)
+        lines.append(f"  {kind:22s} {hits:>7,} of {len(positions):>7,} found in {where}")
+    # Order lines held back from their creation folder are clean rows of the later file.
+    late = faults[faults["kind"] == "partial_orders"]
+    orders = read_frame(engine, "SELECT order_key, source_file FROM clean_orders")
+    in_orders = set(zip(orders["order_key"], orders["source_file"], strict=True))
+    clean = [
+        (f"{f.split('/')[0]}:{k}", f) in in_orders
+        for f, k in zip(late["file"], late["key"], strict=True)
+    ]
+    held = read_frame(
+        engine, "SELECT source_file, raw FROM ops_quarantine WHERE table_name = 'orders'"
+    )
+    elsewhere = sum(
+        held.loc[held["source_file"] == f, "raw"].str.contains(k, regex=False).any()
+        for f, k, ok in zip(late["file"], late["key"], clean, strict=True)
+        if not ok
+    )
+    lines.append(
+        f"  {'partial_orders':22s} {sum(clean):>7,} of {len(late):>7,} clean in clean_orders "
+        f"from the later file they landed in; {elsewhere} quarantined there for another fault"
+    )
+    live, finished, quarantined, at_end = still_live_outcomes(engine, faults)
+    lines.append(
+        f"  {'still_live':22s} {finished:>7,} of {live:>7,} upserted to finished; "
+        f"{quarantined} whose finishing row is quarantined, {at_end} still live at the end"
+    )
+    revised, of = revisions_current(engine, faults)
+    lines.append(
+        f"  {'changed_reexport':22s} {revised:>7,} of {of:>7,} session revisions are the "
+        "current row (later export wins)"
+    )
+    extra = faults[faults["kind"] == "extra_column"]
+    reported = ledger.set_index("source_file")["extra_columns"].reindex(extra["file"]).fillna("")
+    hits = sum(str(c) in r for c, r in zip(extra["key"], reported, strict=True))
+    lines.append(
+        f"  {'extra_column':22s} {hits:>7,} of {len(extra):>7,} tolerated and named in the ledger"
+    )
+    folders = faults.loc[faults["kind"] == "late_folder", "file"]
+    processed = sum(ledger["source_file"].str.startswith(f + "/").any() for f in folders)
+    lines.append(
+        f"  {'late_folder':22s} {processed:>7,} of {len(folders):>7,} late folders processed "
+        "once landed"
+    )
     injected = faults["kind"].value_counts()
     counted = {
         "duplicate_row": (
-            int(sum(v for k, v in duplicates.items() if k != "events")),
+            int(duplicates.drop("events", errors="ignore").sum()),
             "duplicates counted in the ledger",
         ),
         "event_duplicate": (int(duplicates.get("events", 0)), "duplicates counted in the ledger"),
         "bot_viewer": (
-            int(read_frame(engine, "SELECT COUNT(*) AS n FROM clean_bot_viewers")["n"].iloc[0]),
+            _count(engine, "SELECT COUNT(*) AS n FROM clean_bot_viewers"),
             "bot viewer-days flagged",
         ),
         "test_session": (
-            int(
-                read_frame(
-                    engine, "SELECT COUNT(*) AS n FROM clean_sessions_current WHERE is_test"
-                )["n"].iloc[0]
-            ),
+            _count(engine, "SELECT COUNT(*) AS n FROM clean_sessions_current WHERE is_test"),
             "sessions flagged is_test",
         ),
     }

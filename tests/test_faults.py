@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dagster as dg
 import pandas as pd
 import pytest
 
@@ -235,6 +236,24 @@ def test_a_blocking_check_keeps_the_published_scorecard(landing, url):
     ]
     assert "douyin/2026-11-01/orders.csv" in failed[0].description
     pd.testing.assert_frame_equal(q(url, "SELECT * FROM session_scorecard"), before)
+
+    # A later run of only the scorecard is refused too: the verdict is kept in the warehouse.
+    later = run_assets(landing, url, D1, selection=[dg.AssetKey(["serving", "session_scorecard"])])
+    assert not later.success
+    (failure,) = [e for e in later.all_events if e.is_step_failure]
+    message = failure.step_failure_data.error.message
+    assert "clean/orders quarantine_rate on 2026-11-01" in message
+    pd.testing.assert_frame_equal(q(url, "SELECT * FROM session_scorecard"), before)
+    verdicts = q(url, "SELECT * FROM ops_check_results WHERE NOT passed")
+    assert list(verdicts[["asset_key", "check_name"]].itertuples(index=False, name=None)) == [
+        ("clean/orders", "quarantine_rate")
+    ]
+
+    # The export is fixed and re-run: the check passes again and the scorecard is published.
+    base_day(landing, orders=many)
+    assert run_assets(landing, url, D1).success
+    assert q(url, "SELECT * FROM ops_check_results WHERE NOT passed").empty
+    assert q(url, "SELECT gmv FROM session_scorecard")["gmv"].tolist() == [999.0 * 11]
 
 
 # --- tracking events -------------------------------------------------------------------------

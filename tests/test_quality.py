@@ -81,3 +81,41 @@ def test_session_ending_before_it_starts_blocks():
 
 def test_empty_partition_passes_column_rules():
     assert quality.validate("clean_orders", orders().iloc[0:0], blocking=True).passed
+
+
+def test_every_checked_table_has_a_blocking_suite_and_warnings_only_where_checked():
+    from assets.checks import CLEAN_ASSETS, DERIVED_ASSETS
+    from warehouse.ingest import CLEAN_TABLE
+
+    suites = quality._suites()
+    warned = {CLEAN_TABLE[t] for t in CLEAN_ASSETS} | {
+        table for tables in DERIVED_ASSETS.values() for table, warns in tables if warns
+    }
+    checked = warned | {table for tables in DERIVED_ASSETS.values() for table, _ in tables}
+    assert checked | {"events"} == set(suites)
+    for table, (blocking, warnings) in suites.items():
+        assert blocking, table
+        assert bool(warnings) == (table in warned), table
+
+
+def test_derived_tables_block_on_broken_invariants():
+    t0 = pd.Timestamp("2026-11-11 12:00")
+    plans = pd.DataFrame(
+        {
+            "session_key": ["jd:a", "jd:b"], "platform": ["jd", "jd"], "room_id": ["r", "r"],
+            "start_time": [t0, t0], "plan_id": ["P1", "P1"], "start_diff_min": [5.0, 200.0],
+        }
+    )  # fmt: skip
+    failed = quality.validate("clean_session_plans", plans, blocking=True).failures
+    assert {(f.expectation, f.column) for f in failed} == {
+        ("expect_column_values_to_be_unique", "plan_id"),
+        ("expect_column_values_to_be_between", "start_diff_min"),
+    }
+    bots = pd.DataFrame(
+        {
+            "platform": ["jd"], "viewer_key": ["c" * 64], "event_date": [DAY],
+            "events": [40], "peak_events_60s": [30],
+        }
+    )  # fmt: skip
+    (failure,) = quality.validate("clean_bot_viewers", bots, blocking=True).failures
+    assert failure.column == "peak_events_60s"

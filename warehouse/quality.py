@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from warehouse.activity import BOT_MIN_EVENTS
 from warehouse.dialects import EVENT_TYPES
+from warehouse.matching import MAX_GAP
 
 PLATFORM_SET = ["douyin", "taobao", "jd"]
 CATEGORIES = ["kitchen", "large_appliance", "small_appliance", "personal_care", "smart_home"]
@@ -22,6 +24,9 @@ ORDER_STATUSES = ["unpaid", "paid", "shipped", "finished", "closed"]
 MAX_PRICE_FEN = 100_000 * 100  # no home appliance of this brand lists above 100,000 yuan
 MAX_SESSION_MINUTES = 12 * 60
 EXAMPLES = 5
+MAX_MATCH_MINUTES = MAX_GAP.total_seconds() / 60
+MIN_MATCHED_SHARE = 0.8  # most sessions are planned; fewer matches mean a plan export is missing
+MAX_BOT_SHARE = 0.05  # more bot viewer-sessions than this: an attack, or the rule is off
 
 
 @dataclass
@@ -200,6 +205,78 @@ def _suites() -> dict[str, tuple[list, list]]:
                 *not_null("refund_key", "order_key", "refunded_at"),
                 gxe.ExpectColumnValuesToBeBetween(column="amount_fen", min_value=1),
             ],
+            # After-sales needs the reason to act on; a few blank ones are normal.
+            [gxe.ExpectColumnValuesToNotBeNull(column="reason", mostly=0.95)],
+        ),
+        # Derived tables: one row per key (no export date), restated as of a date.
+        "clean_session_plans": (
+            [
+                gxe.ExpectColumnValuesToBeUnique(column="session_key"),
+                gxe.ExpectColumnValuesToBeUnique(column="plan_id"),  # one session per plan
+                platforms,
+                *not_null("session_key", "room_id", "start_time"),
+                gxe.ExpectColumnValuesToBeBetween(
+                    column="start_diff_min", min_value=-MAX_MATCH_MINUTES,
+                    max_value=MAX_MATCH_MINUTES,
+                ),
+            ],
+            [gxe.ExpectColumnValuesToNotBeNull(column="plan_id", mostly=MIN_MATCHED_SHARE)],
+        ),
+        "clean_viewer_sessions": (
+            [
+                gxe.ExpectCompoundColumnsToBeUnique(column_list=["session_key", "viewer_key"]),
+                platforms,
+                *not_null("session_key", "viewer_key", "first_seen", "last_seen"),
+                gxe.ExpectColumnValueLengthsToEqual(column="viewer_key", value=64),
+                *non_negative("enters", "comments", "likes", "follows", "shares",
+                              "product_clicks", "carts"),
+                gxe.ExpectColumnValuesToBeBetween(
+                    column="watch_s", min_value=0, max_value=MAX_SESSION_MINUTES * 60
+                ),
+                gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A="last_seen", column_B="first_seen", or_equal=True
+                ),
+            ],
+            [gxe.ExpectColumnValuesToBeInSet(column="is_bot", value_set=[False],
+                                             mostly=1 - MAX_BOT_SHARE)],
+        ),
+        "clean_viewer_products": (
+            [
+                gxe.ExpectCompoundColumnsToBeUnique(
+                    column_list=["session_key", "viewer_key", "sku"]
+                ),
+                *not_null("session_key", "viewer_key", "sku"),
+                *non_negative("clicks", "carts"),
+            ],
+            [],
+        ),
+        "clean_bot_viewers": (
+            [
+                gxe.ExpectCompoundColumnsToBeUnique(
+                    column_list=["platform", "viewer_key", "event_date"]
+                ),
+                platforms,
+                # The documented rule: more than 60 events within some 60 seconds.
+                gxe.ExpectColumnValuesToBeBetween(
+                    column="peak_events_60s", min_value=BOT_MIN_EVENTS
+                ),
+                gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A="events", column_B="peak_events_60s", or_equal=True
+                ),
+            ],
+            [],
+        ),
+        "clean_viewers": (
+            [
+                gxe.ExpectColumnValuesToBeUnique(column="viewer_key"),
+                platforms,
+                gxe.ExpectColumnValueLengthsToEqual(column="viewer_key", value=64),
+                *non_negative("sessions", "rooms", "paid_lines", "spend_fen", "bot_days"),
+                gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A="last_seen", column_B="first_seen", or_equal=True,
+                    ignore_row_if="either_value_is_missing",
+                ),
+            ],
             [],
         ),
     }  # fmt: skip
@@ -224,6 +301,11 @@ _INDEX_COLUMNS = {
     "clean_lineups": ["session_key", "sku"],
     "clean_orders": ["order_key"],
     "clean_refunds": ["refund_key"],
+    "clean_session_plans": ["session_key"],
+    "clean_viewer_sessions": ["session_key", "viewer_key"],
+    "clean_viewer_products": ["session_key", "viewer_key", "sku"],
+    "clean_bot_viewers": ["viewer_key", "event_date"],
+    "clean_viewers": ["viewer_key"],
 }
 
 

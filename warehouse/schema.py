@@ -300,6 +300,21 @@ ops_ingest_ledger = Table(
     Column("run_id", String(64), nullable=False),
 )
 
+# The latest result of each blocking quality check per asset and partition date. Dagster stops
+# what depends on a failed check within one run; this table lets a later run see it too.
+ops_check_results = Table(
+    "ops_check_results",
+    metadata,
+    Column("asset_key", String(64), nullable=False),
+    Column("check_name", String(64), nullable=False),
+    Column("partition_date", Date, nullable=False),
+    Column("passed", Boolean, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("checked_at", DateTime, nullable=False),
+    Column("run_id", String(64), nullable=False),
+    PrimaryKeyConstraint("asset_key", "check_name", "partition_date"),
+)
+
 # --- serving layer: names and columns are public (shared/contract/serving-tables.md) ---
 
 session_gmv_forecast = Table(
@@ -430,6 +445,6 @@ LAYERS: dict[str, tuple[Table, ...]] = {
         clean_bot_viewers,
         clean_viewers,
     ),
-    "ops": (ops_quarantine, ops_ingest_ledger),
+    "ops": (ops_quarantine, ops_ingest_ledger, ops_check_results),
     "serving": SERVING_TABLES,
 }
