@@ -18,8 +18,8 @@ DEMO = PRESETS["demo"]
 CLEAN_EXPORTS = [
     dg.AssetKey(["clean", name])
     for name in (
-        "products", "planned_sessions", "planned_lineup", "sessions", "lineup", "orders",
-        "refunds", "events",
+        "products", "plans", "plan_lineups", "sessions", "lineups", "orders", "refunds",
+        "events",
     )
 ]  # fmt: skip
 

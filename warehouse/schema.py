@@ -315,6 +315,32 @@ ops_check_results = Table(
     PrimaryKeyConstraint("asset_key", "check_name", "partition_date"),
 )
 
+# Every trained model (both the forecaster and the recommender): what it was trained on, how it
+# did in its backtest, and whether it went into service. Files: <data>/models/<name>/<version>.
+model_registry = Table(
+    "model_registry",
+    metadata,
+    Column("model_name", String(32), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("trained_for", Date, nullable=False),
+    Column("train_first", Date, nullable=False),
+    Column("train_last", Date, nullable=False),
+    Column("features", Text, nullable=False),
+    Column("params", Text, nullable=False),
+    Column("data_fingerprint", String(64), nullable=False),
+    Column("metrics", Text, nullable=False),
+    Column("gate_metric", String(32), nullable=False),
+    Column("gate_value", Float),
+    # candidate (trained, not judged), champion (in service), retired (was), rejected
+    Column("status", String(16), nullable=False),
+    Column("decision", Text),
+    Column("promoted_on", Date),
+    Column("artifact_path", Text, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("run_id", String(64), nullable=False),
+    PrimaryKeyConstraint("model_name", "version"),
+)
+
 # --- serving layer: names and columns are public (shared/contract/serving-tables.md) ---
 
 session_gmv_forecast = Table(
@@ -446,5 +472,6 @@ LAYERS: dict[str, tuple[Table, ...]] = {
         clean_viewers,
     ),
     "ops": (ops_quarantine, ops_ingest_ledger, ops_check_results),
+    "ml": (model_registry,),
     "serving": SERVING_TABLES,
 }

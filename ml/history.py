@@ -1,0 +1,135 @@
+"""What was known about past sessions on a given local date: the point-in-time history.
+
+Orders and sessions arrive in daily exports and are restated later (late lines, revised
+counts). A feature dated D may only use exports of dates up to D, so the history is kept as
+increments stamped with the export date that revealed them, and summed as of any date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from ml.calendar import STAGE, promotion_phase
+
+LOCAL_TZ = "Asia/Shanghai"
+
+
+def to_local(ts: pd.Series) -> pd.Series:
+    """UTC naive timestamps -> local naive timestamps (China has no daylight saving)."""
+    return pd.to_datetime(ts) + pd.Timedelta(hours=8)
+
+
+def local_midnight_utc(day: dt.date) -> pd.Timestamp:
+    """24:00 local of `day`, as a naive UTC timestamp (the forecast stamp of the contract)."""
+    return pd.Timestamp(day) + pd.Timedelta(hours=24 - 8)
+
+
+def dated(series: pd.Series) -> pd.Series:
+    """Export dates as datetime64 (a no-op when they already are), for fast comparisons."""
+    return pd.to_datetime(series)
+
+
+def paid_increments(orders: pd.DataFrame) -> pd.DataFrame:
+    """Each paid order line counted once, on the first export date that shows it paid.
+
+    `orders`: every exported version of every line (order_key, export_date, session_key,
+    paid_fen, paid_at). Paid GMV counts a line with a `paid_at` whatever its later status."""
+    paid = orders[orders["paid_at"].notna()]
+    first = paid.sort_values(["export_date", "order_key"]).drop_duplicates("order_key")
+    return pd.DataFrame(
+        {
+            "session_key": first["session_key"].to_numpy(),
+            "known_date": dated(first["export_date"]).to_numpy(),
+            "gmv_fen": first["paid_fen"].astype("int64").to_numpy(),
+        }
+    )
+
+
+def sessions_as_of(
+    sessions: pd.DataFrame, increments: pd.DataFrame, as_of: dt.date | None
+) -> pd.DataFrame:
+    """Real sessions as known on `as_of` (all exports when None): platform, room, host, local
+    start, viewers as last reported, paid GMV and paid lines counted so far."""
+    day = None if as_of is None else pd.Timestamp(as_of)
+    rows = sessions if day is None else sessions[dated(sessions["export_date"]) <= day]
+    latest = rows.sort_values(["export_date", "source_line"]).drop_duplicates(
+        "session_key", keep="last"
+    )
+    latest = latest[~latest["is_test"].astype(bool)]
+    inc = increments if day is None else increments[increments["known_date"] <= day]
+    totals = inc.groupby("session_key")["gmv_fen"].agg(["sum", "size"])
+    out = pd.DataFrame(
+        {
+            "session_key": latest["session_key"].to_numpy(),
+            "platform": latest["platform"].to_numpy(),
+            "room_id": latest["room_id"].to_numpy(),
+            "host_id": latest["host_id"].to_numpy(),
+            "start_local": to_local(latest["start_time"]).to_numpy(),
+            "viewers": latest["viewers"].astype(float).to_numpy(),
+        }
+    )
+    out["gmv"] = out["session_key"].map(totals["sum"]).fillna(0).to_numpy() / 100
+    out["paid_lines"] = out["session_key"].map(totals["size"]).fillna(0).to_numpy()
+    return out.sort_values(["start_local", "session_key"]).reset_index(drop=True)
+
+
+def _mean_last(frame: pd.DataFrame, by: list[str], column: str, n: int) -> pd.Series:
+    return frame.groupby(by, observed=True).tail(n).groupby(by, observed=True)[column].mean()
+
+
+def history_features(history: pd.DataFrame, as_of: dt.date) -> dict[str, pd.DataFrame]:
+    """Per room, per (room, weekday, hour) and per host: statistics of the sessions known on
+    `as_of` (history from `sessions_as_of(..., as_of)`), indexed for joining onto plans."""
+    h = history.assign(
+        weekday=history["start_local"].dt.weekday,
+        hour=history["start_local"].dt.hour,
+        log_gmv=np.log1p(history["gmv"]),
+        day=history["start_local"].dt.date,
+    )
+    recent = h[h["day"] > as_of - dt.timedelta(days=28)]
+    rooms = pd.DataFrame(
+        {
+            "room_last_gmv": h.groupby("room_id")["gmv"].last(),
+            "room_mean5_gmv": _mean_last(h, ["room_id"], "gmv", 5),
+            "room_mean20_gmv": _mean_last(h, ["room_id"], "gmv", 20),
+            "room_std5_log_gmv": h.groupby("room_id").tail(5).groupby("room_id")["log_gmv"].std(),
+            "room_mean28d_gmv": recent.groupby("room_id")["gmv"].mean(),
+            "room_sessions_28d": recent.groupby("room_id").size(),
+            "room_mean5_viewers": _mean_last(h, ["room_id"], "viewers", 5),
+            "room_conv5": h.groupby("room_id").tail(5).groupby("room_id")["paid_lines"].sum()
+            / h.groupby("room_id").tail(5).groupby("room_id")["viewers"].sum().replace(0, np.nan),
+            "room_days_since_last": h.groupby("room_id")["day"]
+            .max()
+            .map(lambda d: (as_of - d).days),
+        }
+    )
+    rooms["room_trend"] = rooms["room_mean5_gmv"] / rooms["room_mean20_gmv"].replace(0, np.nan)
+    rooms["room_mean10_log_gmv"] = _mean_last(h, ["room_id"], "log_gmv", 10)
+    # How promotional the recent sessions were: with the planned session's own stage, the model
+    # sees a ramp into (or out of) a promotion that the recent history does not reflect yet.
+    stages = {d: STAGE[promotion_phase(d)] for d in h["day"].unique()}
+    h["stage"] = h["day"].map(stages)
+    rooms["room_recent_stage"] = _mean_last(h, ["room_id"], "stage", 5)
+    # The room's everyday level: its last 10 sessions outside any promotion.
+    rooms["room_base_log_gmv"] = _mean_last(h[h["stage"] == 0], ["room_id"], "log_gmv", 10)
+    # Lifts: how a host, an hour or a weekday does against the room's usual level (log ratio),
+    # pooled over rooms, so a host's pull is not confused with the room they usually host.
+    h["lift"] = h["log_gmv"] - h.groupby("room_id")["log_gmv"].transform("mean")
+    slots = pd.DataFrame({"slot_last_gmv": h.groupby(["room_id", "weekday", "hour"])["gmv"].last()})
+    hours = pd.DataFrame({"hour_mean4_gmv": _mean_last(h, ["room_id", "hour"], "gmv", 4)})
+    hosts = pd.DataFrame(
+        {
+            "host_mean5_gmv": _mean_last(h, ["host_id"], "gmv", 5),
+            "host_sessions": h.groupby("host_id").size(),
+            "host_lift": _mean_last(h, ["host_id"], "lift", 20),
+        }
+    )
+    hour_lift = pd.DataFrame({"hour_lift": h.groupby("hour")["lift"].mean()})
+    weekday_lift = pd.DataFrame({"weekday_lift": h.groupby("weekday")["lift"].mean()})
+    return {
+        "rooms": rooms, "slots": slots, "hours": hours, "hosts": hosts,
+        "hour_lift": hour_lift, "weekday_lift": weekday_lift,
+    }  # fmt: skip
