@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import dagster as dg
 import pandas as pd
 from sqlalchemy import Table
@@ -40,3 +42,12 @@ def table_metadata(table: Table, df: pd.DataFrame, partition: str) -> dict[str, 
         "table": table.name,
         "preview": preview(df),
     }
+
+
+def image(png: bytes, alt: str) -> dg.MetadataValue:
+    """A PNG shown inline in the UI (markdown with a data URI)."""
+    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
+
+
+def frame_md(df: pd.DataFrame) -> dg.MetadataValue:
+    return dg.MetadataValue.md(df.to_markdown(index=False) if len(df) else "_none_")

@@ -51,3 +51,28 @@ class Pseudonymizer(dg.ConfigurableResource):
     """The secret of viewer_key = HMAC-SHA256(secret, "<platform>:<viewer_id>")."""
 
     secret: str
+
+
+class ModelStore(dg.ConfigurableResource):
+    """Where trained models live, how they are backtested and when a challenger is promoted."""
+
+    root: str
+    # The simulator's truth/ (oracle forecasts), compared with in backtests; empty for real data.
+    truth_dir: str = ""
+    backtest_windows: int = 8
+    window_days: int = 14
+    min_train_days: int = 28
+    # A challenger may be at most this much worse than the champion (relative) ...
+    tolerance: float = 0.05
+    # ... and its [p10, p90] must cover between these shares of the actuals in the backtest.
+    coverage_low: float = 0.7
+    coverage_high: float = 0.9
+
+    @property
+    def path(self) -> Path:
+        return Path(self.root)
+
+    @property
+    def truth(self) -> Path | None:
+        path = Path(self.truth_dir) if self.truth_dir else None
+        return path if path is not None and path.is_dir() else None

@@ -43,6 +43,7 @@ NUM_ROUNDS = 250
 # Labels settle: late order lines of a session mostly land within a few days, so training
 # uses sessions that started at least this many days before what was known.
 SETTLE_DAYS = 3
+MIN_TRAINING_ROWS = 50
 MEMBERS = ("absolute", "relative")
 CALIBRATION_DAYS = 28  # split conformal: residuals of the last 4 weeks of the training window
 
@@ -143,8 +144,9 @@ def fit(rows: pd.DataFrame, num_rounds: int = NUM_ROUNDS) -> GmvModel:
 
     def booster(alpha: float, member: str, mask: np.ndarray | None = None) -> lgb.Booster:
         params = {**PARAMS, "objective": "quantile", "alpha": alpha}
-        xs, ys = (x, targets[member]) if mask is None else (x[mask], targets[member][mask])
-        data = lgb.Dataset(xs, ys, categorical_feature=CATEGORICAL, free_raw_data=False)
+        keep = np.ones(len(rows), bool) if mask is None else mask
+        data = lgb.Dataset(x[keep], targets[member][keep], categorical_feature=CATEGORICAL,
+                           free_raw_data=False)  # fmt: skip
         return lgb.train(params, data, num_boost_round=num_rounds)
 
     boosters = {f"{m}_{label(q)}": booster(q, m) for m in MEMBERS for q in QUANTILES}
@@ -260,4 +262,59 @@ def _table(rows: pd.DataFrame, by: str) -> pd.DataFrame:
             }
             for key, group in rows.groupby(by)
         ]
+    )
+
+
+def choose_interval(summary: dict) -> str:
+    """The interval method whose backtest coverage of [p10, p90] is nearer the nominal 80 %."""
+    quantile = summary["model"].get("coverage", float("nan"))
+    conformal = summary["conformal"].get("coverage", float("nan"))
+    if conformal != conformal:
+        return "quantile"
+    return "conformal" if abs(conformal - 0.8) < abs(quantile - 0.8) else "quantile"
+
+
+def headline(summary: dict, interval: str) -> dict[str, float]:
+    """The backtest in plain numbers (the registry's `metrics`, the gate's input): the model's
+    figures with the chosen interval, the baselines', and the ratios the targets are stated in."""
+    model = summary["model"]
+    coverage = summary["conformal"]["coverage"] if interval == "conformal" else model["coverage"]
+    pinball = summary["conformal"]["pinball"] if interval == "conformal" else model["pinball"]
+    out = {
+        "wmape": model["wmape"],
+        "mae": model["mae"],
+        "bias": model["bias"],
+        "coverage": coverage,
+        "pinball": pinball,
+        "coverage_quantile": model["coverage"],
+        "coverage_conformal": summary["conformal"]["coverage"],
+        "naive_wmape": summary["seasonal_naive"]["wmape"],
+        "recent_mean_wmape": summary["recent_mean"]["wmape"],
+        "ratio_to_naive": model["wmape"] / summary["seasonal_naive"]["wmape"],
+        "ratio_to_recent_mean": model["wmape"] / summary["recent_mean"]["wmape"],
+        "backtest_forecasts": model["n"],
+        "windows": summary["windows"],
+    }
+    if "oracle" in summary:
+        oracle, same_rows = summary["oracle"], summary["model_on_oracle_rows"]
+        out |= {
+            "oracle_wmape": oracle["wmape"],
+            "oracle_coverage": oracle["coverage"],
+            "ratio_to_oracle": same_rows["wmape"] / oracle["wmape"],
+        }
+    return {k: float(v) for k, v in out.items()}
+
+
+def model_state(model: GmvModel) -> dict:
+    """What a card must keep besides the boosters to rebuild the model."""
+    return {"conformal": list(model.conformal), "fallback": model.fallback,
+            "interval": model.interval}  # fmt: skip
+
+
+def from_state(boosters: dict[str, lgb.Booster], state: dict) -> GmvModel:
+    return GmvModel(
+        boosters=boosters,
+        conformal=tuple(state["conformal"]),
+        fallback=state["fallback"],
+        interval=state["interval"],
     )

@@ -21,17 +21,21 @@ def forecast_metrics(
 ) -> dict[str, float]:
     """WMAPE, MAE and bias of a point forecast; coverage of [p10, p90] and the mean pinball loss
     of the three quantiles when an interval is given. `frame` holds `actual`."""
+    nan = float("nan")
+    if frame.empty:
+        keys = ["wmape", "mae", "bias", *(["coverage", "pinball"] if p10 and p90 else [])]
+        return {"n": 0, **dict.fromkeys(keys, nan)}
     y = frame["actual"].to_numpy(float)
     point = frame[p50].to_numpy(float)
     out = {
         "n": len(frame),
         "wmape": wmape(y, point),
-        "mae": float(np.mean(np.abs(y - point))) if len(y) else float("nan"),
-        "bias": float(np.sum(point - y) / np.sum(y)) if np.sum(y) else float("nan"),
+        "mae": float(np.mean(np.abs(y - point))),
+        "bias": float(np.sum(point - y) / np.sum(y)) if np.sum(y) else nan,
     }
     if p10 and p90:
         low, high = frame[p10].to_numpy(float), frame[p90].to_numpy(float)
-        out["coverage"] = float(np.mean((low <= y) & (y <= high))) if len(y) else float("nan")
+        out["coverage"] = float(np.mean((low <= y) & (y <= high)))
         out["pinball"] = float(
             np.mean([pinball(y, low, 0.1), pinball(y, point, 0.5), pinball(y, high, 0.9)])
         )

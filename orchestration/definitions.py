@@ -9,12 +9,20 @@ import dagster as dg
 from assets.checks import clean_checks, serving_checks
 from assets.clean import clean_assets
 from assets.events import bot_viewers, events, viewer_activity, viewers
+from assets.forecasting import forecasting_assets, forecasting_checks
 from assets.matching import session_plans
-from assets.resources import Lake, LandingZone, Pseudonymizer, Warehouse
+from assets.resources import Lake, LandingZone, ModelStore, Pseudonymizer, Warehouse
 from assets.serving import session_scorecard
 from orchestration.sensors import build_landing_sensor
 from warehouse.ingest import DEV_VIEWER_KEY_SECRET
-from warehouse.settings import FIRST_DATE, lake_dir, landing_dir, warehouse_url
+from warehouse.settings import (
+    FIRST_DATE,
+    lake_dir,
+    landing_dir,
+    models_dir,
+    truth_dir,
+    warehouse_url,
+)
 
 NIGHTLY_JOB = "nightly"
 
@@ -26,8 +34,9 @@ all_assets = [
     viewers,
     session_plans,
     session_scorecard,
+    *forecasting_assets,
 ]
-all_checks = [*clean_checks, *serving_checks]
+all_checks = [*clean_checks, *serving_checks, *forecasting_checks]
 
 # One run per date for the nightly schedule; a backfill over a range is one run per asset
 # (single-run backfill policy), each asset body handling the whole window.
@@ -67,6 +76,7 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
         "warehouse": Warehouse(url=warehouse_url()),
         "lake": Lake(root=str(lake_dir())),
         "pseudonymizer": Pseudonymizer(secret=_secret()),
+        "models": ModelStore(root=str(models_dir()), truth_dir=truth_dir()),
     }
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from assets.resources import Lake, LandingZone, Pseudonymizer, Warehouse
+from assets.resources import Lake, LandingZone, ModelStore, Pseudonymizer, Warehouse
 from orchestration.definitions import all_assets, all_checks
 from simulator import PRESETS, FaultRates, simulate
 
@@ -47,7 +47,23 @@ def resources(landing: Path, url: str) -> dict:
         "warehouse": Warehouse(url=url),
         "lake": Lake(root=str(lake_for(url))),
         "pseudonymizer": Pseudonymizer(secret="test-secret"),
+        "models": model_store(landing, url),
     }
+
+
+def model_store(landing: Path, url: str, **changes) -> ModelStore:
+    """Backtests small enough for the 21-day tiny preset, the oracle where the truth is; the
+    tiny data has too few sessions to calibrate intervals, so coverage is not bounded here
+    (the tests judge the gate's mechanics, not coverage)."""
+    settings = {
+        "root": str(lake_for(url).with_suffix(".models")),
+        "truth_dir": str(landing.parent / "truth"),
+        "window_days": 1,
+        "min_train_days": 5,
+        "coverage_low": 0.0,
+        "coverage_high": 1.0,
+    }
+    return ModelStore(**{**settings, **changes})
 
 
 def lake_for(url: str) -> Path:
@@ -57,12 +73,15 @@ def lake_for(url: str) -> Path:
     return Path(tempfile.gettempdir()) / f"lake-{abs(hash(url))}"
 
 
-def run_assets(landing: Path, url: str, first: str, last: str | None = None, selection=None):
-    """Materialize the real asset graph over [first, last] in one run (as a backfill does)."""
+def run_assets(
+    landing: Path, url: str, first: str, last: str | None = None, selection=None, **overrides
+):
+    """Materialize the real asset graph over [first, last] in one run (as a backfill does);
+    `overrides` replace resources."""
     tags = {RANGE_START: first, RANGE_END: last or first}
     return dg.materialize(
         [*all_assets, *all_checks],
-        resources=resources(landing, url),
+        resources={**resources(landing, url), **overrides},
         tags=tags,
         selection=selection,
         raise_on_error=False,

@@ -24,7 +24,15 @@ def register(
     artifact_path: str,
     run_id: str,
 ) -> None:
-    """Insert (or replace, on a re-run) a trained model as a candidate."""
+    """Insert a trained model as a candidate. A re-run trains the same version (same data, same
+    model): its row is replaced but keeps its verdict and promotion."""
+    known = read_frame(
+        engine,
+        "SELECT status, decision, promoted_on FROM model_registry "
+        "WHERE model_name = :name AND version = :version",
+        {"name": card_fields["name"], "version": card_fields["version"]},
+    )
+    kept = known.iloc[0].to_dict() if len(known) else {}
     row = pd.DataFrame(
         [
             {
@@ -39,9 +47,9 @@ def register(
                 "metrics": json.dumps(card_fields["metrics"], sort_keys=True, default=str),
                 "gate_metric": gate_metric,
                 "gate_value": card_fields["metrics"].get(gate_metric),
-                "status": "candidate",
-                "decision": None,
-                "promoted_on": None,
+                "status": kept.get("status", "candidate"),
+                "decision": kept.get("decision"),
+                "promoted_on": kept.get("promoted_on"),
                 "artifact_path": artifact_path,
                 "created_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
                 "run_id": run_id,
@@ -66,13 +74,17 @@ def champion_before(engine: Engine, name: str, day: dt.date) -> pd.Series | None
 
 
 def judge(engine: Engine, name: str, version: str, promote: bool, why: str) -> None:
-    """Record the gate's verdict on a candidate (promotion itself is `promote`)."""
+    """Record the gate's verdict on a model: a rejected one that never served is `rejected`; one
+    that passes stays a candidate until promoted (`promote`)."""
+    this = and_(registry.c.model_name == name, registry.c.version == version)
     with engine.begin() as conn:
-        conn.execute(
-            update(registry)
-            .where(and_(registry.c.model_name == name, registry.c.version == version))
-            .values(status="candidate" if promote else "rejected", decision=why)
-        )
+        conn.execute(update(registry).where(this).values(decision=why))
+        if promote:
+            rejected = and_(this, registry.c.status == "rejected")
+            conn.execute(update(registry).where(rejected).values(status="candidate"))
+        else:
+            unused = and_(this, registry.c.promoted_on.is_(None))
+            conn.execute(update(registry).where(unused).values(status="rejected"))
 
 
 def promote(engine: Engine, name: str, version: str, day: dt.date) -> None:

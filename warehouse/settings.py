@@ -27,3 +27,15 @@ def lake_dir() -> Path:
 
 def warehouse_url() -> str:
     return os.environ.get("WAREHOUSE_URL", f"sqlite:///{data_dir() / 'warehouse.db'}")
+
+
+def models_dir() -> Path:
+    """Trained models: <models>/<name>/<version>/ (boosters, card, importance plot)."""
+    return Path(os.environ.get("MODELS_DIR", data_dir() / "models")).resolve()
+
+
+def truth_dir() -> str:
+    """The simulator's truth/ beside the simulated landing zone, if there is one: backtests
+    compare with its oracle. Real exports have none (TRUTH_DIR= to switch it off)."""
+    default = landing_dir().parent / "truth"
+    return os.environ.get("TRUTH_DIR", str(default) if default.is_dir() else "")

@@ -1,0 +1,592 @@
+"""Session-GMV forecasting in the graph: features, challenger, promotion, forecasts, accuracy.
+
+The pure work is in ml/ (features, model, backtest, promotion rule) and warehouse/registry.py;
+these assets read, call it, write, and describe what happened.
+"""
+
+import dataclasses
+import datetime as dt
+import functools
+import json
+import time
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine
+
+from assets.gates import recorded, require_upstream_passed
+from assets.metadata import frame_md, image, preview, table_metadata
+from assets.partitions import daily_partitions, partition_dates, partition_label, single_run
+from assets.resources import Lake, ModelStore, Warehouse
+from ml import gmv, registry
+from ml.features import FEATURES, ID_COLUMNS, build_features
+from ml.history import dated, local_midnight_utc, paid_increments, sessions_as_of
+from ml.plots import forecasts_png, importance_png
+from warehouse import registry as model_registry
+from warehouse.lake import read_partition_files, write_partition_file
+from warehouse.schema import forecast_accuracy as accuracy_table
+from warehouse.schema import session_gmv_forecast as forecast_table
+from warehouse.settings import FIRST_DATE
+from warehouse.store import read_frame, replace_newer, write_partition
+
+FEATURES_DATASET = "gmv_features"
+MODEL = "gmv_forecaster"
+FEATURES_KEY = dg.AssetKey(["features", "gmv_features"])
+CHALLENGER_KEY = dg.AssetKey(["ml", "gmv_challenger"])
+GATE = registry.Gate(metric="wmape", higher_is_better=False, coverage_bounds=(0.7, 0.9))
+SCORED_AFTER = pd.Timedelta(hours=3)  # a forecast is scored 3 hours after its planned start
+RESTATE_DAYS = 14  # late orders and matches restate the accuracy of this many days back
+
+
+def _clean(
+    engine: Engine, table: str, last: dt.date, columns: str = "*", where: str = ""
+) -> pd.DataFrame:
+    rows = read_frame(
+        engine,
+        f"SELECT {columns} FROM {table} WHERE export_date <= :last {where}",
+        {"last": last.isoformat()},
+    )
+    rows["export_date"] = dated(rows["export_date"])
+    return rows
+
+
+def history_inputs(engine: Engine, last: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every export of the sessions, and the paid order lines as increments, up to `last`."""
+    sessions = _clean(
+        engine,
+        "clean_sessions",
+        last,
+        "session_key, export_date, source_line, platform, room_id, host_id, start_time, "
+        "viewers, is_test",
+    )
+    orders = _clean(
+        engine,
+        "clean_orders",
+        last,
+        "order_key, export_date, session_key, paid_fen, paid_at",
+        "AND paid_at IS NOT NULL",
+    )
+    return sessions, paid_increments(orders)
+
+
+def all_days(last: dt.date) -> list[dt.date]:
+    first = dt.date.fromisoformat(FIRST_DATE)
+    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def read_features(lake: Lake, days: list[dt.date]) -> pd.DataFrame:
+    rows = read_partition_files(lake.path, FEATURES_DATASET, days)
+    if len(rows):
+        rows["forecast_date"] = pd.to_datetime(rows["forecast_date"]).dt.date
+    return rows
+
+
+@dg.asset(
+    key=FEATURES_KEY,
+    group_name="features",
+    deps=[
+        dg.AssetKey(["clean", name])
+        for name in ("plans", "plan_lineups", "products", "sessions", "orders")
+    ],
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    kinds={"python", "parquet"},
+    description=(
+        "One row per plan exported on the date (horizon 1–7 days), described only by what was "
+        "known that evening: the plan and its lineup, the catalogue, the calendar, the room's "
+        "and host's history. Training rows and scoring rows come from this one function "
+        "(`ml/features.py`). Parquet: `lake/gmv_features/export_date=<date>/`."
+    ),
+)
+def gmv_features(
+    context: dg.AssetExecutionContext, warehouse: Warehouse, lake: Lake
+) -> dg.MaterializeResult:
+    require_upstream_passed(context, warehouse)
+    days = partition_dates(context)
+    engine = warehouse.get_engine()
+    last = days[-1]
+    sessions, increments = history_inputs(engine, last)
+    window = {"first": days[0].isoformat(), "last": last.isoformat()}
+    plans = read_frame(
+        engine, "SELECT * FROM clean_plans WHERE export_date BETWEEN :first AND :last", window
+    )
+    lineups = read_frame(
+        engine,
+        "SELECT plan_id, sku, planned_price_fen, coupon_fen, export_date FROM clean_plan_lineups "
+        "WHERE export_date BETWEEN :first AND :last",
+        window,
+    )
+    products = _clean(engine, "clean_products", last, "sku, category, list_price_fen, export_date")
+    for frame in (plans, lineups):
+        frame["export_date"] = dated(frame["export_date"])
+    written = []
+    for n, day in enumerate(days, start=1):
+        rows = build_features(day, plans, lineups, products, sessions, increments)
+        write_partition_file(lake.path, FEATURES_DATASET, day, rows)
+        written.append(rows)
+        if n % 30 == 0 or n == len(days):
+            context.log.info(
+                f"gmv_features: {n}/{len(days)} dates, {sum(map(len, written)):,} rows"
+            )
+    frame = pd.concat(written, ignore_index=True) if written else pd.DataFrame()
+    history = [c for c in FEATURES if c.startswith(("room_", "host_", "slot_", "hour_"))]
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(frame),
+            "partition": partition_label(days),
+            "plans": int(frame["plan_id"].nunique()) if len(frame) else 0,
+            "rows_by_horizon": frame_md(
+                frame["horizon_days"]
+                .value_counts()
+                .sort_index()
+                .rename_axis("horizon")
+                .reset_index()
+            )
+            if len(frame)
+            else "none",
+            "history_missing_share": float(frame[history].isna().mean().mean())
+            if len(frame)
+            else 0.0,
+            "preview": preview(
+                frame[[*ID_COLUMNS, "horizon_days", "reservations", "seasonal_naive"]]
+            )
+            if len(frame)
+            else preview(frame),
+        }
+    )
+
+
+def oracle_frame(models: ModelStore) -> pd.DataFrame | None:
+    """The simulator's oracle p10/p50/p90 per plan (only where a truth/ folder exists)."""
+    if models.truth is None or not (models.truth / "plans.csv").exists():
+        return None
+    plans = pd.read_csv(models.truth / "plans.csv")
+    return plans.rename(
+        columns={"gmv_p10": "oracle_p10", "gmv_p50": "oracle_p50", "gmv_p90": "oracle_p90"}
+    )
+
+
+@dg.asset(
+    key=CHALLENGER_KEY,
+    group_name="ml",
+    deps=[FEATURES_KEY, dg.AssetKey(["clean", "session_plans"])],
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    kinds={"python", "lightgbm"},
+    description=(
+        "Trains a forecaster on what was known on the partition's (last) date, after a "
+        "rolling-origin backtest with the same features against the seasonal-naive and "
+        "recent-mean baselines and, on simulated data, the oracle; stores it under "
+        "`models/gmv_forecaster/<version>/` and lists it in `model_registry` as a candidate."
+    ),
+)
+def gmv_challenger(
+    context: dg.AssetExecutionContext, warehouse: Warehouse, lake: Lake, models: ModelStore
+) -> dg.MaterializeResult:
+    require_upstream_passed(context, warehouse)
+    day = partition_dates(context)[-1]
+    engine = warehouse.get_engine()
+    started = time.perf_counter()
+    features = read_features(lake, all_days(day))
+    matches = read_frame(
+        engine, "SELECT session_key, plan_id FROM clean_session_plans WHERE plan_id IS NOT NULL"
+    )
+    sessions, increments = history_inputs(engine, day)
+    history_at = functools.cache(lambda d: sessions_as_of(sessions, increments, d))
+    train = gmv.labelled(features, matches, history_at(day), day, gmv.SETTLE_DAYS)
+    if len(train) < gmv.MIN_TRAINING_ROWS:
+        context.log.warning(f"{len(train)} labelled forecasts by {day}: too few to train")
+        return dg.MaterializeResult(metadata={"trained": False, "training_rows": len(train)})
+    config = gmv.BacktestConfig(
+        windows=models.backtest_windows,
+        window_days=models.window_days,
+        min_train_days=models.min_train_days,
+    )
+    result = gmv.backtest(
+        features, matches, history_at, day, config, oracle_frame(models), log=context.log.info
+    )
+    if result.empty:
+        context.log.warning("no backtest window has both training and test forecasts yet")
+        return dg.MaterializeResult(metadata={"trained": False, "training_rows": len(train)})
+    summary = gmv.summarize(result)
+    model = gmv.fit(train, config.num_rounds)
+    model.interval = gmv.choose_interval(summary)
+    metrics = {**gmv.headline(summary, model.interval), "seconds": time.perf_counter() - started}
+    columns = [*ID_COLUMNS, *FEATURES, "actual"]
+    digest = registry.fingerprint(train[columns])
+    card = registry.ModelCard(
+        name=MODEL,
+        version=registry.version_of(MODEL, day, digest),
+        trained_for=day,
+        train_first=min(train["forecast_date"]),
+        train_last=max(train["forecast_date"]),
+        features=list(FEATURES),
+        params={**gmv.PARAMS, "num_rounds": config.num_rounds, "members": list(gmv.MEMBERS)},
+        data_fingerprint=digest,
+        metrics=metrics,
+        extra=gmv.model_state(model),
+    )
+    importance = registry.importance_frame(model.boosters)
+    png = importance_png(importance, f"{card.version}: feature importance (gain)")
+    path = registry.save(models.path, card, model.boosters, png)
+    model_registry.register(
+        engine, dataclasses.asdict(card), GATE.metric, str(path), context.run.run_id
+    )
+    context.log.info(
+        f"{card.version}: WMAPE {metrics['wmape']:.3f} "
+        f"({metrics['ratio_to_naive']:.2f}× seasonal naive), coverage {metrics['coverage']:.2f} "
+        f"({model.interval}), {metrics['seconds']:.0f} s"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "trained": True,
+            "version": card.version,
+            "training_rows": len(train),
+            "train_window": f"{card.train_first} … {card.train_last}",
+            "interval_method": model.interval,
+            **{f"backtest/{k}": round(v, 4) for k, v in metrics.items()},
+            "by_platform": frame_md(summary["by_platform"]),
+            "by_horizon": frame_md(summary["by_horizon"]),
+            "feature_importance": image(png, "feature importance"),
+            "artifact": dg.MetadataValue.path(str(path)),
+        }
+    )
+
+
+@dg.asset_check(
+    asset=CHALLENGER_KEY,
+    name="beats_champion",
+    blocking=True,
+    partitions_def=daily_partitions,
+    description=(
+        f"The challenger's backtest WMAPE is at most {GATE.tolerance:.0%} worse than the "
+        "champion's and its [p10, p90] coverage is within bounds; otherwise it is rejected, the "
+        "champion keeps serving, and this check says why."
+    ),
+)
+def beats_champion(
+    context: dg.AssetCheckExecutionContext, warehouse: Warehouse, models: ModelStore
+) -> dg.AssetCheckResult:
+    day = partition_dates(context)[-1]
+    return recorded(context, warehouse, gate_result(warehouse, models, MODEL, GATE, day))
+
+
+def gate_result(
+    warehouse: Warehouse, models: ModelStore, name: str, gate: registry.Gate, day: dt.date
+) -> dg.AssetCheckResult:
+    """Judge the candidate trained for `day` against the model in service; record the verdict."""
+    engine = warehouse.get_engine()
+    table = model_registry.models(engine, name)
+    candidate = table[pd.to_datetime(table["trained_for"]).dt.date == day]
+    if candidate.empty:
+        return dg.AssetCheckResult(
+            passed=True, description="no challenger was trained for this date (too little data)"
+        )
+    candidate = candidate.iloc[-1]
+    champion = model_registry.champion_before(engine, name, day + dt.timedelta(days=1))
+    if champion is not None and champion["version"] == candidate["version"]:
+        champion = model_registry.champion_before(engine, name, day)
+    # The tolerance and coverage bounds are the deployment's (ModelStore), the metric the model's.
+    bounds = None if gate.coverage_bounds is None else (models.coverage_low, models.coverage_high)
+    rule = dataclasses.replace(gate, tolerance=models.tolerance, coverage_bounds=bounds)
+    promote, why = registry.decide(
+        json.loads(candidate["metrics"]),
+        None if champion is None else json.loads(champion["metrics"]),
+        rule,
+    )
+    model_registry.judge(engine, name, candidate["version"], promote, why)
+    return dg.AssetCheckResult(
+        passed=promote,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=f"{candidate['version']}: {'promoted' if promote else 'rejected'}: {why}",
+        metadata={
+            "challenger": candidate["version"],
+            "champion": "none" if champion is None else champion["version"],
+            "challenger_metric": float(candidate["gate_value"]),
+            "champion_metric": float(champion["gate_value"]) if champion is not None else 0.0,
+        },
+    )
+
+
+@dg.asset(
+    key=["ml", "gmv_champion"],
+    group_name="ml",
+    deps=[CHALLENGER_KEY],
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    kinds={"python"},
+    description=(
+        "Puts the challenger that passed `beats_champion` in service from the next date; "
+        "skipped when the check fails, so the champion keeps serving."
+    ),
+)
+def gmv_champion(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    require_upstream_passed(context, warehouse)
+    return promote_candidate(context, warehouse, MODEL)
+
+
+def promote_candidate(
+    context: dg.AssetExecutionContext, warehouse: Warehouse, name: str
+) -> dg.MaterializeResult:
+    day = partition_dates(context)[-1]
+    engine = warehouse.get_engine()
+    table = model_registry.models(engine, name)
+    judged = table[(pd.to_datetime(table["trained_for"]).dt.date == day)]
+    judged = judged[judged["status"].isin(["candidate", "champion", "retired"])]
+    if judged.empty:
+        return dg.MaterializeResult(metadata={"promoted": False, "in_service": "unchanged"})
+    version = judged.iloc[-1]["version"]
+    model_registry.promote(engine, name, version, day)
+    context.log.info(f"{name}: {version} serves from {day + dt.timedelta(days=1)}")
+    return dg.MaterializeResult(
+        metadata={
+            "promoted": True,
+            "in_service": version,
+            "serves_from": str(day + dt.timedelta(days=1)),
+        }
+    )
+
+
+@functools.cache
+def _load(path: str) -> gmv.GmvModel:
+    card, boosters = registry.load(Path(path))
+    return gmv.from_state(boosters, card.extra)
+
+
+def half_up(values: pd.Series) -> pd.Series:
+    """Yuan to two decimals, rounded half-up (the serving contract)."""
+    return np.floor(values.astype(float) * 100 + 0.5) / 100
+
+
+@dg.asset(
+    key=["serving", "session_gmv_forecast"],
+    group_name="serving",
+    deps=[FEATURES_KEY],
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    kinds={"sql"},
+    description=(
+        "`session_gmv_forecast`: p10/p50/p90 of paid GMV for every plan of the date's plan "
+        "export, by the model in service that date (the last promoted before it), stamped "
+        "24:00 local of the date. A date with no model in service yet gets no rows."
+    ),
+)
+def session_gmv_forecast(
+    context: dg.AssetExecutionContext, warehouse: Warehouse, lake: Lake
+) -> dg.MaterializeResult:
+    require_upstream_passed(context, warehouse)
+    days = partition_dates(context)
+    engine = warehouse.get_engine()
+    frames, without_model, versions = [], [], set()
+    for day in days:
+        champion = model_registry.champion_before(engine, MODEL, day)
+        rows = read_features(lake, [day])
+        if champion is None or rows.empty:
+            without_model += [day] if champion is None else []
+            continue
+        model = _load(champion["artifact_path"])
+        predicted = model.predict(rows)
+        versions.add(champion["version"])
+        frames.append(
+            rows[
+                ["plan_id", "platform", "room_id", "host_id", "planned_start", "horizon_days"]
+            ].assign(
+                planned_start=pd.to_datetime(rows["planned_start"]),
+                forecast_made_at=local_midnight_utc(day),
+                gmv_p10=half_up(predicted["p10"]),
+                gmv_p50=half_up(predicted["p50"]),
+                gmv_p90=half_up(predicted["p90"]),
+                model_version=champion["version"],
+                run_id=context.run.run_id,
+            )
+        )
+    out = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=[c.name for c in forecast_table.columns])
+    )
+    stamps = [local_midnight_utc(day) for day in days]
+    written = write_partition(engine, forecast_table, out, "forecast_made_at", stamps)
+    if without_model:
+        context.log.warning(
+            f"no model in service on {len(without_model)} dates ({without_model[0]} …): "
+            "no forecasts for them"
+        )
+    return dg.MaterializeResult(
+        metadata={
+            **table_metadata(forecast_table, out, partition_label(days)),
+            "rows_written": written,
+            "model_versions": ", ".join(sorted(versions)) or "none",
+            "dates_without_model": len(without_model),
+            "gmv_p50_total": float(out["gmv_p50"].sum()) if len(out) else 0.0,
+        }
+    )
+
+
+def score_forecasts(
+    forecasts: pd.DataFrame, matches: pd.DataFrame, card: pd.DataFrame, as_of: dt.date, run_id: str
+) -> pd.DataFrame:
+    """`forecast_accuracy` rows: each forecast with the actual paid GMV of the session its plan
+    was matched to (null when none), its error and whether the interval held it."""
+    rows = forecasts.merge(matches, on="plan_id", how="left").merge(
+        card[["session_key", "gmv"]], on="session_key", how="left"
+    )
+    actual = rows["gmv"].where(rows["session_key"].notna())
+    return pd.DataFrame(
+        {
+            "plan_id": rows["plan_id"],
+            "session_key": rows["session_key"],
+            "forecast_made_at": pd.to_datetime(rows["forecast_made_at"]),
+            "horizon_days": rows["horizon_days"],
+            "gmv_p10": rows["gmv_p10"],
+            "gmv_p50": rows["gmv_p50"],
+            "gmv_p90": rows["gmv_p90"],
+            "actual_gmv": actual,
+            "abs_error": half_up((actual - rows["gmv_p50"]).abs()).where(actual.notna()),
+            "in_interval": ((rows["gmv_p10"] <= actual) & (actual <= rows["gmv_p90"])).where(
+                actual.notna()
+            ),
+            "model_version": rows["model_version"],
+            "as_of_date": as_of,
+            "run_id": run_id,
+        }
+    )
+
+
+@dg.asset(
+    key=["serving", "forecast_accuracy"],
+    group_name="serving",
+    deps=[
+        dg.AssetKey(["serving", "session_gmv_forecast"]),
+        dg.AssetKey(["serving", "session_scorecard"]),
+        dg.AssetKey(["clean", "session_plans"]),
+    ],
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    kinds={"sql"},
+    description=(
+        "`forecast_accuracy`: every forecast whose planned start + 3 h has passed by the end of "
+        "the date, with the actual paid GMV of its matched session (null if none matched); "
+        f"forecasts of the {RESTATE_DAYS} days before are restated as late orders and matches "
+        "arrive."
+    ),
+)
+def forecast_accuracy(
+    context: dg.AssetExecutionContext, warehouse: Warehouse
+) -> dg.MaterializeResult:
+    require_upstream_passed(context, warehouse)
+    days = partition_dates(context)
+    engine = warehouse.get_engine()
+    cutoff = local_midnight_utc(days[-1]) - SCORED_AFTER
+    since = local_midnight_utc(days[0] - dt.timedelta(days=RESTATE_DAYS + 1))
+    forecasts = read_frame(
+        engine,
+        "SELECT * FROM session_gmv_forecast WHERE planned_start BETWEEN :since AND :cutoff",
+        {"since": since.to_pydatetime(), "cutoff": cutoff.to_pydatetime()},
+    )
+    matches = read_frame(
+        engine, "SELECT plan_id, session_key FROM clean_session_plans WHERE plan_id IS NOT NULL"
+    )
+    card = read_frame(engine, "SELECT session_key, gmv FROM session_scorecard")
+    scored = score_forecasts(forecasts, matches, card, days[-1], context.run.run_id)
+    written = replace_newer(
+        engine, accuracy_table, scored, ["plan_id", "forecast_made_at"], "as_of_date"
+    )
+    recent = accuracy_frame(engine, days[-1])
+    metadata = {
+        **table_metadata(accuracy_table, scored, partition_label(days)),
+        "forecasts_scored": len(scored),
+        "rows_written": written,
+        "unmatched_plans": int(scored["session_key"].isna().sum()),
+        **recent_accuracy(recent),
+    }
+    if len(recent):
+        metadata["forecasts_vs_actuals"] = image(
+            forecasts_png(
+                recent.dropna(subset=["actual_gmv"]), "last 28 days: p10–p90, p50, actual"
+            ),
+            "forecasts against actuals per room",
+        )
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def accuracy_frame(engine: Engine, last: dt.date, days: int = 28) -> pd.DataFrame:
+    """Scored forecasts of sessions planned in the `days` before the end of `last`, with room."""
+    end = local_midnight_utc(last)
+    return read_frame(
+        engine,
+        "SELECT a.*, f.room_id, f.planned_start FROM forecast_accuracy a "
+        "JOIN session_gmv_forecast f "
+        "ON f.plan_id = a.plan_id AND f.forecast_made_at = a.forecast_made_at "
+        "WHERE f.planned_start BETWEEN :start AND :end",
+        {"start": (end - pd.Timedelta(days=days)).to_pydatetime(), "end": end.to_pydatetime()},
+    )
+
+
+def recent_accuracy(frame: pd.DataFrame) -> dict[str, float]:
+    scored = frame.dropna(subset=["actual_gmv"])
+    if scored.empty:
+        return {"recent/scored": 0}
+    actual, p50 = scored["actual_gmv"].astype(float), scored["gmv_p50"].astype(float)
+    return {
+        "recent/scored": len(scored),
+        "recent/wmape": float((actual - p50).abs().sum() / actual.sum()) if actual.sum() else 0.0,
+        "recent/coverage": float(scored["in_interval"].astype(float).mean()),
+    }
+
+
+DRIFT_FACTOR = 1.5
+MIN_SCORED = 30
+
+
+@dg.asset_check(
+    asset=dg.AssetKey(["serving", "forecast_accuracy"]),
+    name="accuracy_holds",
+    blocking=False,
+    partitions_def=daily_partitions,
+    description=(
+        f"The WMAPE of the forecasts scored over the last 28 days is within {DRIFT_FACTOR}× the "
+        "backtest WMAPE of the models that made them (a warning: the world may have changed)."
+    ),
+)
+def accuracy_holds(
+    context: dg.AssetCheckExecutionContext, warehouse: Warehouse
+) -> dg.AssetCheckResult:
+    engine = warehouse.get_engine()
+    recent = accuracy_frame(engine, partition_dates(context)[-1])
+    figures = recent_accuracy(recent)
+    if figures["recent/scored"] < MIN_SCORED:
+        return dg.AssetCheckResult(
+            passed=True,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=f"{figures['recent/scored']} forecasts scored: too few to judge",
+            metadata=figures,
+        )
+    table = model_registry.models(engine, MODEL).set_index("version")
+    used = recent["model_version"].unique()
+    expected = float(
+        np.mean([json.loads(table.loc[v, "metrics"])["wmape"] for v in used if v in table.index])
+    )
+    limit = DRIFT_FACTOR * expected
+    passed = figures["recent/wmape"] <= limit
+    return dg.AssetCheckResult(
+        passed=passed,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"recent WMAPE {figures['recent/wmape']:.3f} vs backtest {expected:.3f} "
+            f"(limit {limit:.3f})"
+        ),
+        metadata={**figures, "backtest_wmape": expected, "limit": limit},
+    )
+
+
+forecasting_assets = [
+    gmv_features,
+    gmv_challenger,
+    gmv_champion,
+    session_gmv_forecast,
+    forecast_accuracy,
+]
+forecasting_checks = [beats_champion, accuracy_holds]

@@ -1,0 +1,223 @@
+"""The GMV forecaster's mechanics on the tiny preset: point-in-time features, determinism, the
+promotion gate, and the serving tables' contract. Never its accuracy (that is `make demo`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from assets.forecasting import FEATURES_DATASET, MODEL, history_inputs
+from ml import gmv, registry
+from ml.features import build_features
+from ml.history import dated, sessions_as_of
+from tests.conftest import lake_for, model_store, run_assets, sqlite_url
+from warehouse import registry as model_registry
+from warehouse.lake import read_partition_files
+from warehouse.schema import forecast_accuracy, session_gmv_forecast
+from warehouse.store import make_engine, read_frame
+
+FIRST, MIDDLE, LAST = "2026-10-25", "2026-11-06", "2026-11-14"
+
+
+def q(url: str, sql: str) -> pd.DataFrame:
+    return read_frame(make_engine(url), sql)
+
+
+@pytest.fixture(scope="module")
+def stage_one(tiny_dirty, tmp_path_factory):
+    """The first 13 days in one run: a model is trained and promoted on MIDDLE."""
+    root = tmp_path_factory.mktemp("forecast")
+    url = sqlite_url(root / "w.db")
+    assert run_assets(tiny_dirty / "landing", url, FIRST, MIDDLE).success
+    return root
+
+
+def copy_of(stage_root, tmp_path) -> str:
+    """A private copy of the stage-one warehouse, its lake and its models."""
+    target = tmp_path / "copy"
+    shutil.copytree(stage_root, target)
+    return sqlite_url(target / "w.db")
+
+
+@pytest.fixture(scope="module")
+def forecast_run(stage_one, tiny_dirty, tmp_path_factory) -> str:
+    """Then the next eight days, nightly-style in one run: forecasts by the first model."""
+    url = copy_of(stage_one, tmp_path_factory.mktemp("run"))
+    assert run_assets(tiny_dirty / "landing", url, "2026-11-07", LAST).success
+    return url
+
+
+def test_models_are_registered_promoted_and_serve_from_the_next_day(forecast_run):
+    models = q(forecast_run, "SELECT * FROM model_registry ORDER BY trained_for")
+    assert list(models["trained_for"].astype(str)) == [MIDDLE, LAST]
+    assert list(models["status"]) == ["retired", "champion"]
+    assert list(models["promoted_on"].astype(str)) == [MIDDLE, LAST]
+    card = json.loads(models.iloc[0]["metrics"])
+    assert {"wmape", "coverage", "naive_wmape", "ratio_to_naive", "oracle_wmape"} <= set(card)
+    folder = lake_for(forecast_run).with_suffix(".models") / MODEL / models.iloc[0]["version"]
+    assert {p.name for p in folder.iterdir()} >= {"card.json", "importance.png"}
+    assert len(list(folder.glob("booster_*.txt"))) == 6
+
+    forecasts = q(forecast_run, "SELECT * FROM session_gmv_forecast")
+    # Made on 2026-11-07 … 2026-11-14 by the model trained on MIDDLE, none before it.
+    stamps = pd.to_datetime(forecasts["forecast_made_at"])
+    assert stamps.min() == pd.Timestamp("2026-11-07 16:00")  # 24:00 local of 11-07
+    assert stamps.max() == pd.Timestamp("2026-11-14 16:00")
+    assert set(forecasts["model_version"]) == {models.iloc[0]["version"]}
+
+
+def test_forecast_tables_keep_the_contract(forecast_run, tiny_dirty):
+    forecasts = q(forecast_run, "SELECT * FROM session_gmv_forecast")
+    assert list(forecasts.columns) == [c.name for c in session_gmv_forecast.columns]
+    assert not forecasts.duplicated(["plan_id", "forecast_made_at"]).any()
+    assert forecasts["horizon_days"].between(1, 7).all()
+    assert (forecasts["gmv_p10"] <= forecasts["gmv_p50"]).all()
+    assert (forecasts["gmv_p50"] <= forecasts["gmv_p90"]).all()
+    # Every plan of the last plan export has a forecast made that night.
+    plans = pd.read_csv(tiny_dirty / "landing" / "plan" / LAST / "planned_sessions.csv")
+    latest = q(forecast_run, "SELECT * FROM session_gmv_forecast_latest")
+    last_night = latest[pd.to_datetime(latest["forecast_made_at"]) == pd.Timestamp(f"{LAST} 16:00")]
+    assert set(plans["plan_id"]) == set(last_night["plan_id"])
+
+    accuracy = q(forecast_run, "SELECT * FROM forecast_accuracy")
+    assert list(accuracy.columns) == [c.name for c in forecast_accuracy.columns]
+    scored = accuracy.merge(forecasts[["plan_id", "forecast_made_at", "planned_start"]])
+    cutoff = pd.Timestamp(f"{LAST} 16:00") - pd.Timedelta(hours=3)
+    assert (pd.to_datetime(scored["planned_start"]) <= cutoff).all() and len(scored) > 50
+    card = q(forecast_run, "SELECT session_key, gmv FROM session_scorecard")
+    joined = accuracy.dropna(subset=["session_key"]).merge(card, on="session_key")
+    assert np.allclose(joined["actual_gmv"], joined["gmv"])
+    expected = (joined["gmv_p10"] <= joined["gmv"]) & (joined["gmv"] <= joined["gmv_p90"])
+    assert (joined["in_interval"].astype(bool) == expected).all()
+
+
+def test_a_challenger_worse_than_the_champion_is_rejected_and_the_champion_serves(
+    stage_one, tiny_dirty, tmp_path
+):
+    url = copy_of(stage_one, tmp_path)
+    # The challenger would have to be 99 % better than the champion.
+    strict = model_store(tiny_dirty / "landing", url, tolerance=-0.99)
+    result = run_assets(tiny_dirty / "landing", url, "2026-11-07", LAST, models=strict)
+    assert not result.success
+    (verdict,) = [
+        e
+        for e in result.get_asset_check_evaluations()
+        if not e.passed and e.severity.value == "ERROR"
+    ]
+    assert verdict.check_name == "beats_champion"
+    assert "rejected" in verdict.description and "worse by more than" in verdict.description
+    models = q(url, "SELECT version, status, promoted_on FROM model_registry ORDER BY trained_for")
+    assert list(models["status"]) == ["champion", "rejected"]
+    assert models["promoted_on"].isna().tolist() == [False, True]
+    # The champion still made the forecasts of these dates.
+    forecasts = q(url, "SELECT DISTINCT model_version FROM session_gmv_forecast")
+    assert forecasts["model_version"].tolist() == [models.iloc[0]["version"]]
+
+
+def warehouse_inputs(url: str, last: dt.date) -> dict[str, pd.DataFrame]:
+    engine = make_engine(url)
+    sessions, increments = history_inputs(engine, last)
+    frames = {"sessions": sessions, "increments": increments}
+    for name, table in (("plans", "clean_plans"), ("plan_lineups", "clean_plan_lineups"),
+                        ("products", "clean_products")):  # fmt: skip
+        frames[name] = read_frame(engine, f"SELECT * FROM {table}")
+        frames[name]["export_date"] = dated(frames[name]["export_date"])
+    return frames
+
+
+def features_of(day: dt.date, f: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    return build_features(
+        day, f["plans"], f["plan_lineups"], f["products"], f["sessions"], f["increments"]
+    )
+
+
+def test_no_feature_dated_before_a_cutoff_changes_when_the_future_does(forecast_run):
+    last = dt.date.fromisoformat(LAST)
+    cutoff = dt.date(2026, 11, 5)
+    real = warehouse_inputs(forecast_run, last)
+    after = pd.Timestamp(cutoff)
+    future = {name: frame.copy() for name, frame in real.items()}
+    s, i = future["sessions"], future["increments"]
+    late = s["export_date"] > after
+    # Later exports say something else entirely: bigger audiences, test flags, other hosts.
+    s.loc[late, "viewers"] = s.loc[late, "viewers"] * 10 + 7
+    s.loc[late, "host_id"] = "H999"
+    # Later orders: ten times the money, and late lines for sessions long past.
+    i.loc[i["known_date"] > after, "gmv_fen"] *= 10
+    extra = i.sample(50, random_state=1).assign(known_date=after + pd.Timedelta(days=2))
+    future["increments"] = pd.concat([i, extra], ignore_index=True)
+    # Later plan exports: other reservations and prices.
+    p, lp = future["plans"], future["plan_lineups"]
+    p.loc[p["export_date"] > after, "reservations"] += 1000
+    lp.loc[lp["export_date"] > after, "planned_price_fen"] //= 2
+    assert not features_of(last, future).equals(features_of(last, real))  # the change is seen
+    for k in range(11):
+        day = cutoff - dt.timedelta(days=k)
+        pd.testing.assert_frame_equal(features_of(day, future), features_of(day, real))
+
+
+def test_training_twice_gives_the_same_forecasts(forecast_run):
+    engine = make_engine(forecast_run)
+    last = dt.date.fromisoformat(LAST)
+    days = [dt.date.fromisoformat(FIRST) + dt.timedelta(days=k) for k in range(21)]
+    features = read_partition_files(lake_for(forecast_run), FEATURES_DATASET, days)
+    features["forecast_date"] = pd.to_datetime(features["forecast_date"]).dt.date
+    matches = q(forecast_run, "SELECT session_key, plan_id FROM clean_session_plans")
+    sessions, increments = history_inputs(engine, last)
+    rows = gmv.labelled(features, matches, sessions_as_of(sessions, increments, last), last)
+    one, two = gmv.fit(rows, 60), gmv.fit(rows, 60)
+    pd.testing.assert_frame_equal(one.predict(features), two.predict(features))
+    assert one.predict(features)["p50"].nunique() > 10  # a real model, not a constant
+
+
+def card(version: str, day: str, wmape: float, coverage: float = 0.8) -> dict:
+    return {
+        "name": "m", "version": version, "trained_for": dt.date.fromisoformat(day),
+        "train_first": dt.date(2026, 1, 1), "train_last": dt.date.fromisoformat(day),
+        "features": ["a"], "params": {}, "data_fingerprint": version,
+        "metrics": {"wmape": wmape, "coverage": coverage},
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("challenger", "champion", "promote", "reason"),
+    [
+        ({"wmape": 0.40, "coverage": 0.8}, None, True, "no model in service"),
+        ({"wmape": 0.40, "coverage": 0.8}, {"wmape": 0.45}, True, "within 5% or better"),
+        ({"wmape": 0.47, "coverage": 0.8}, {"wmape": 0.45}, True, "within 5% or better"),
+        ({"wmape": 0.48, "coverage": 0.8}, {"wmape": 0.45}, False, "worse by more than 5%"),
+        ({"wmape": 0.30, "coverage": 0.95}, {"wmape": 0.45}, False, "outside [0.7, 0.9]"),
+        ({"wmape": float("nan"), "coverage": 0.8}, None, False, "has no wmape"),
+    ],
+)
+def test_promotion_rule(challenger, champion, promote, reason):
+    gate = registry.Gate("wmape", higher_is_better=False, coverage_bounds=(0.7, 0.9))
+    decided, why = registry.decide(challenger, champion, gate)
+    assert decided is promote and reason in why
+
+
+def test_the_model_in_service_is_the_last_promoted_before_the_date(tmp_path):
+    engine = make_engine(sqlite_url(tmp_path / "r.db"))
+    from warehouse.store import create_schema
+
+    create_schema(engine)
+    for version, day, wmape in (("v1", "2026-11-01", 0.5), ("v2", "2026-11-08", 0.4)):
+        model_registry.register(engine, card(version, day, wmape), "wmape", "/x", "run")
+    model_registry.promote(engine, "m", "v1", dt.date(2026, 11, 1))
+    assert model_registry.champion_before(engine, "m", dt.date(2026, 11, 1)) is None
+    assert model_registry.champion_before(engine, "m", dt.date(2026, 11, 2))["version"] == "v1"
+    model_registry.promote(engine, "m", "v2", dt.date(2026, 11, 8))
+    assert model_registry.champion_before(engine, "m", dt.date(2026, 11, 5))["version"] == "v1"
+    assert model_registry.champion_before(engine, "m", dt.date(2026, 11, 9))["version"] == "v2"
+    # Re-running the old promotion does not take v2 out of service.
+    model_registry.promote(engine, "m", "v1", dt.date(2026, 11, 1))
+    status = model_registry.models(engine, "m").set_index("version")["status"]
+    assert status.to_dict() == {"v1": "retired", "v2": "champion"}
+    # Re-registering (a re-run trains the same version) keeps the verdict and promotion.
+    model_registry.register(engine, card("v2", "2026-11-08", 0.4), "wmape", "/x", "run2")
+    assert model_registry.champion_before(engine, "m", dt.date(2026, 11, 9))["version"] == "v2"
