@@ -52,7 +52,7 @@ def _rows(warehouse: Warehouse, table: str, window: dict[str, str]) -> pd.DataFr
     )
 
 
-def _verdict_result(
+def verdict_result(
     verdict: quality.Verdict, severity: dg.AssetCheckSeverity
 ) -> dg.AssetCheckResult:
     failures = verdict.failures_frame()
@@ -139,7 +139,7 @@ def build_checks(table: str) -> list[dg.AssetChecksDefinition]:
     def valid(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
         rows = _rows(warehouse, clean_table, _window(context))
         verdict = quality.validate(clean_table, rows, blocking=True)
-        return recorded(context, warehouse, _verdict_result(verdict, dg.AssetCheckSeverity.ERROR))
+        return recorded(context, warehouse, verdict_result(verdict, dg.AssetCheckSeverity.ERROR))
 
     @dg.asset_check(
         asset=key,
@@ -155,7 +155,7 @@ def build_checks(table: str) -> list[dg.AssetChecksDefinition]:
         context: dg.AssetCheckExecutionContext, warehouse: Warehouse
     ) -> dg.AssetCheckResult:
         rows = _rows(warehouse, clean_table, _window(context))
-        return _verdict_result(
+        return verdict_result(
             quality.validate(clean_table, rows, blocking=False), dg.AssetCheckSeverity.WARN
         )
 
@@ -267,7 +267,7 @@ def events_valid(
     for column in ("platform", "session_key", "viewer_key", "type"):
         rows[column] = rows[column].astype(str)
     verdict = quality.validate("events", rows, blocking=True)
-    return recorded(context, warehouse, _verdict_result(verdict, dg.AssetCheckSeverity.ERROR))
+    return recorded(context, warehouse, verdict_result(verdict, dg.AssetCheckSeverity.ERROR))
 
 
 @dg.asset_check(
@@ -320,7 +320,7 @@ def build_derived_checks(asset: str, table: str, warns: bool) -> list[dg.AssetCh
     )
     def valid(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
         verdict = quality.validate(table, restated_rows(context, warehouse), blocking=True)
-        return recorded(context, warehouse, _verdict_result(verdict, dg.AssetCheckSeverity.ERROR))
+        return recorded(context, warehouse, verdict_result(verdict, dg.AssetCheckSeverity.ERROR))
 
     @dg.asset_check(
         asset=key,
@@ -333,7 +333,7 @@ def build_derived_checks(asset: str, table: str, warns: bool) -> list[dg.AssetCh
         context: dg.AssetCheckExecutionContext, warehouse: Warehouse
     ) -> dg.AssetCheckResult:
         verdict = quality.validate(table, restated_rows(context, warehouse), blocking=False)
-        return _verdict_result(verdict, dg.AssetCheckSeverity.WARN)
+        return verdict_result(verdict, dg.AssetCheckSeverity.WARN)
 
     return [valid, looks_normal] if warns else [valid]
 

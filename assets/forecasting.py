@@ -16,14 +16,17 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
+from assets.checks import verdict_result
 from assets.gates import recorded, require_upstream_passed
 from assets.metadata import frame_md, image, preview, table_metadata
 from assets.partitions import daily_partitions, partition_dates, partition_label, single_run
 from assets.resources import Lake, ModelStore, Warehouse
 from ml import gmv, registry
-from ml.features import FEATURES, ID_COLUMNS, build_features
+from ml.drift import PSI_ALERT, drift_table
+from ml.features import FEATURES, ID_COLUMNS, NUMERIC, build_features
 from ml.history import dated, local_midnight_utc, paid_increments, sessions_as_of
 from ml.plots import forecasts_png, importance_png
+from warehouse import quality
 from warehouse import registry as model_registry
 from warehouse.lake import read_partition_files, write_partition_file
 from warehouse.schema import forecast_accuracy as accuracy_table
@@ -38,6 +41,7 @@ CHALLENGER_KEY = dg.AssetKey(["ml", "gmv_challenger"])
 GATE = registry.Gate(metric="wmape", higher_is_better=False, coverage_bounds=(0.7, 0.9))
 SCORED_AFTER = pd.Timedelta(hours=3)  # a forecast is scored 3 hours after its planned start
 RESTATE_DAYS = 14  # late orders and matches restate the accuracy of this many days back
+DRIFT_DAYS = 28  # features are compared with those of the four weeks before
 
 
 def _clean(
@@ -155,6 +159,60 @@ def gmv_features(
             if len(frame)
             else preview(frame),
         }
+    )
+
+
+@dg.asset_check(
+    asset=FEATURES_KEY,
+    name="valid",
+    blocking=True,
+    partitions_def=daily_partitions,
+    description=(
+        "Great Expectations suite `gmv_features_blocking`: one row per plan and date, the plan's "
+        "own fields never null, horizons 1–7; a model must not train or score on broken rows."
+    ),
+)
+def features_valid(
+    context: dg.AssetCheckExecutionContext, warehouse: Warehouse, lake: Lake
+) -> dg.AssetCheckResult:
+    rows = read_features(lake, partition_dates(context))
+    verdict = quality.validate("gmv_features", rows, blocking=True)
+    return recorded(context, warehouse, verdict_result(verdict, dg.AssetCheckSeverity.ERROR))
+
+
+@dg.asset_check(
+    asset=FEATURES_KEY,
+    name="stable",
+    blocking=False,
+    partitions_def=daily_partitions,
+    description=(
+        f"Each numeric feature's distribution against the {DRIFT_DAYS} days before (PSI above "
+        f"{PSI_ALERT} warns: a promotion, a new room, or a broken upstream export); and the "
+        "warning suite `gmv_features_warnings` (plans without a lineup, rooms without history)."
+    ),
+)
+def features_stable(context: dg.AssetCheckExecutionContext, lake: Lake) -> dg.AssetCheckResult:
+    days = partition_dates(context)
+    current = read_features(lake, days)
+    before = [days[0] - dt.timedelta(days=k) for k in range(DRIFT_DAYS, 0, -1)]
+    previous = read_features(lake, before)
+    numeric = [c for c in NUMERIC if c not in ("horizon_days", "weekday", "hour")]
+    table = drift_table(previous, current, numeric) if len(previous) else pd.DataFrame()
+    moved = table[table["psi"] > PSI_ALERT] if len(table) else table
+    warnings = quality.validate("gmv_features", current, blocking=False)
+    problems = [f"{len(moved)} features moved (PSI > {PSI_ALERT})"] if len(moved) else []
+    problems += [warnings.summary()] if not warnings.passed else []
+    return dg.AssetCheckResult(
+        passed=not problems,
+        severity=dg.AssetCheckSeverity.WARN,
+        description="; ".join(problems)[:1000] if problems else None,
+        metadata={
+            "rows_now": len(current),
+            "rows_before": len(previous),
+            "largest_psi": float(table["psi"].max()) if len(table) else 0.0,
+            "drift": frame_md(table.head(15)),
+            "suite_failures": frame_md(warnings.failures_frame()),
+        },
     )
 
 
@@ -589,4 +647,4 @@ forecasting_assets = [
     session_gmv_forecast,
     forecast_accuracy,
 ]
-forecasting_checks = [beats_champion, accuracy_holds]
+forecasting_checks = [features_valid, features_stable, beats_champion, accuracy_holds]

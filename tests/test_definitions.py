@@ -23,6 +23,11 @@ ASSETS = {
     "clean/refunds",
     "clean/sessions",
     "serving/session_scorecard",
+    "features/gmv_features",
+    "ml/gmv_challenger",
+    "ml/gmv_champion",
+    "serving/session_gmv_forecast",
+    "serving/forecast_accuracy",
 }
 
 

@@ -208,6 +208,25 @@ def _suites() -> dict[str, tuple[list, list]]:
             # After-sales needs the reason to act on; a few blank ones are normal.
             [gxe.ExpectColumnValuesToNotBeNull(column="reason", mostly=0.95)],
         ),
+        # Point-in-time features of the plans exported on a date (ml/features.py).
+        "gmv_features": (
+            [
+                gxe.ExpectCompoundColumnsToBeUnique(column_list=["plan_id", "forecast_date"]),
+                platforms,
+                *not_null("plan_id", "forecast_date", "room_id", "host_id", "planned_start",
+                          "hour", "weekday", "planned_minutes", "reservations"),
+                gxe.ExpectColumnValuesToBeBetween(column="horizon_days", min_value=1, max_value=7),
+                gxe.ExpectColumnValuesToBeBetween(
+                    column="planned_minutes", min_value=1, max_value=MAX_SESSION_MINUTES
+                ),
+                *non_negative("reservations", "n_skus"),
+            ],
+            # A plan without a lineup, or a room without history, is possible but worth a look.
+            [
+                gxe.ExpectColumnValuesToNotBeNull(column="n_skus", mostly=0.99),
+                gxe.ExpectColumnValuesToNotBeNull(column="room_mean5_gmv", mostly=0.9),
+            ],
+        ),
         # Derived tables: one row per key (no export date), restated as of a date.
         "clean_session_plans": (
             [
@@ -301,6 +320,7 @@ _INDEX_COLUMNS = {
     "clean_lineups": ["session_key", "sku"],
     "clean_orders": ["order_key"],
     "clean_refunds": ["refund_key"],
+    "gmv_features": ["plan_id", "forecast_date"],
     "clean_session_plans": ["session_key"],
     "clean_viewer_sessions": ["session_key", "viewer_key"],
     "clean_viewer_products": ["session_key", "viewer_key", "sku"],
