@@ -261,6 +261,7 @@ def gmv_challenger(
         windows=models.backtest_windows,
         window_days=models.window_days,
         min_train_days=models.min_train_days,
+        num_rounds=models.num_rounds,
     )
     result = gmv.backtest(
         features, matches, history_at, day, config, oracle_frame(models), log=context.log.info

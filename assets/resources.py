@@ -67,6 +67,8 @@ class ModelStore(dg.ConfigurableResource):
     # ... and its [p10, p90] must cover between these shares of the actuals in the backtest.
     coverage_low: float = 0.7
     coverage_high: float = 0.9
+    # Boosting rounds per model (tests use fewer: the mechanics, not the accuracy).
+    num_rounds: int = 500
 
     @property
     def path(self) -> Path:

@@ -62,6 +62,7 @@ def model_store(landing: Path, url: str, **changes) -> ModelStore:
         "min_train_days": 5,
         "coverage_low": 0.0,
         "coverage_high": 1.0,
+        "num_rounds": 60,
     }
     return ModelStore(**{**settings, **changes})
 

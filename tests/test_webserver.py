@@ -15,6 +15,7 @@ import dagster as dg
 import pytest
 
 from tests.conftest import _free_port
+from tests.test_definitions import ASSETS
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERY = """
@@ -81,21 +82,7 @@ def test_webserver_serves_the_asset_graph_partitions_and_schedule(tmp_path):
         proc.terminate()
         proc.wait(timeout=30)
     nodes = {"/".join(n["assetKey"]["path"]): n for n in data["assetNodes"]}
-    assert set(nodes) == {
-        "clean/sessions",
-        "clean/lineups",
-        "clean/orders",
-        "clean/refunds",
-        "clean/products",
-        "clean/plans",
-        "clean/plan_lineups",
-        "clean/session_plans",
-        "clean/events",
-        "clean/bot_viewers",
-        "clean/viewer_activity",
-        "clean/viewers",
-        "serving/session_scorecard",
-    }
+    assert set(nodes) == ASSETS
     assert all(n["isPartitioned"] for n in nodes.values())
     assert "Asia/Shanghai" in nodes["clean/orders"]["partitionDefinition"]["description"]
     assert nodes["serving/session_scorecard"]["groupName"] == "serving"
