@@ -21,7 +21,6 @@ CATEGORIES = ("kitchen", "large_appliance", "small_appliance", "personal_care", 
 ID_COLUMNS = ["plan_id", "forecast_date", "platform", "room_id", "host_id", "planned_start"]
 # Hosts are not categorical: a new host would be unknown; their lift generalises.
 CATEGORICAL = ["platform", "room_id"]
-IDENTIFIERS = ["host_id"]
 NUMERIC = [
     "horizon_days", "weekday", "hour", "planned_minutes", "reservations", "log_reservations",
     "reservations_per_viewer", "days_to_big_day", "promo_stage", "is_presale",
@@ -35,8 +34,6 @@ NUMERIC = [
     "seasonal_naive", "recent_mean",
 ]  # fmt: skip
 FEATURES = [*CATEGORICAL, *NUMERIC]
-# Must never be null: the plan itself. History may be missing for a new room or host.
-REQUIRED = [*ID_COLUMNS, "horizon_days", "hour", "weekday", "planned_minutes", "reservations"]
 MAX_HORIZON = 7
 
 
