@@ -35,10 +35,16 @@ def drift_table(previous: pd.DataFrame, current: pd.DataFrame, columns: list[str
             {
                 "feature": column,
                 "psi": round(psi(before, now), 4),
-                "mean_before": round(float(np.nanmean(before)), 4) if len(before) else None,
-                "mean_now": round(float(np.nanmean(now)), 4) if len(now) else None,
+                "mean_before": _mean(before),
+                "mean_now": _mean(now),
                 "null_before": round(float(np.isnan(before).mean()), 4) if len(before) else None,
                 "null_now": round(float(np.isnan(now).mean()), 4) if len(now) else None,
             }
         )
     return pd.DataFrame(rows).sort_values("psi", ascending=False, na_position="last")
+
+
+def _mean(values: np.ndarray) -> float | None:
+    """The mean of the known values, None when there are none."""
+    known = values[~np.isnan(values)]
+    return round(float(known.mean()), 4) if len(known) else None

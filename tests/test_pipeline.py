@@ -120,7 +120,7 @@ def dirty_run(tiny_dirty, tmp_path_factory) -> str:
 
 # Bounded by non-alphanumerics, so that hex pseudonyms and ids do not count as phone numbers.
 PHONE = re.compile(r"(?<![0-9A-Za-z])1[3-9]\d{9}(?![0-9A-Za-z])")
-STREET = re.compile(r"(路|街|大道)\d+号")
+STREET = re.compile(r"(?:路|街|大道)\d+号")
 RAW_VIEWER_ID = re.compile(r"\bdy7\d{9}\b|\btb_[0-9a-f]{8}\b|\bjd_\d{6,}\b")
 
 

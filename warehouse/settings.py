@@ -35,7 +35,7 @@ def models_dir() -> Path:
 
 
 def truth_dir() -> str:
-    """The simulator's truth/ beside the simulated landing zone, if there is one: backtests
-    compare with its oracle. Real exports have none (TRUTH_DIR= to switch it off)."""
-    default = landing_dir().parent / "truth"
-    return os.environ.get("TRUTH_DIR", str(default) if default.is_dir() else "")
+    """The simulator's truth/ beside the simulated landing zone: backtests compare with its
+    oracle when it is there (it is looked for when a model trains, so a landing zone simulated
+    after start-up counts). Real exports have none; TRUTH_DIR= switches it off."""
+    return os.environ.get("TRUTH_DIR", str(landing_dir().parent / "truth"))
