@@ -69,6 +69,9 @@ class ModelStore(dg.ConfigurableResource):
     coverage_high: float = 0.9
     # Boosting rounds per model (tests use fewer: the mechanics, not the accuracy).
     num_rounds: int = 500
+    # The product ranker: boosting rounds, and the last days it is evaluated on.
+    ranker_rounds: int = 300
+    ranker_eval_days: int = 21
 
     @property
     def path(self) -> Path:

@@ -32,11 +32,12 @@ def dated(series: pd.Series) -> pd.Series:
     return pd.to_datetime(series)
 
 
-def paid_increments(orders: pd.DataFrame) -> pd.DataFrame:
+def paid_increments(orders: pd.DataFrame, keep: tuple[str, ...] = ()) -> pd.DataFrame:
     """Each paid order line counted once, on the first export date that shows it paid.
 
     `orders`: every exported version of every line (order_key, export_date, session_key,
-    paid_fen, paid_at). Paid GMV counts a line with a `paid_at` whatever its later status."""
+    paid_fen, paid_at, and the columns to `keep`). Paid GMV counts a line with a `paid_at`
+    whatever its later status."""
     paid = orders[orders["paid_at"].notna()]
     first = paid.sort_values(["export_date", "order_key"]).drop_duplicates("order_key")
     return pd.DataFrame(
@@ -44,6 +45,7 @@ def paid_increments(orders: pd.DataFrame) -> pd.DataFrame:
             "session_key": first["session_key"].to_numpy(),
             "known_date": dated(first["export_date"]).to_numpy(),
             "gmv_fen": first["paid_fen"].astype("int64").to_numpy(),
+            **{column: first[column].to_numpy() for column in keep},
         }
     )
 

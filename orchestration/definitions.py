@@ -11,6 +11,7 @@ from assets.clean import clean_assets
 from assets.events import bot_viewers, events, viewer_activity, viewers
 from assets.forecasting import forecasting_assets, forecasting_checks
 from assets.matching import session_plans
+from assets.recommending import recommending_assets, recommending_checks
 from assets.resources import Lake, LandingZone, ModelStore, Pseudonymizer, Warehouse
 from assets.serving import session_scorecard
 from orchestration.sensors import build_landing_sensor
@@ -35,8 +36,9 @@ all_assets = [
     session_plans,
     session_scorecard,
     *forecasting_assets,
+    *recommending_assets,
 ]
-all_checks = [*clean_checks, *serving_checks, *forecasting_checks]
+all_checks = [*clean_checks, *serving_checks, *forecasting_checks, *recommending_checks]
 
 # One run per date for the nightly schedule; a backfill over a range is one run per asset
 # (single-run backfill policy), each asset body handling the whole window.

@@ -63,6 +63,8 @@ def model_store(landing: Path, url: str, **changes) -> ModelStore:
         "coverage_low": 0.0,
         "coverage_high": 1.0,
         "num_rounds": 60,
+        "ranker_rounds": 40,
+        "ranker_eval_days": 7,
     }
     return ModelStore(**{**settings, **changes})
 

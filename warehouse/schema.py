@@ -14,6 +14,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Float,
+    Index,
     Integer,
     MetaData,
     Numeric,
@@ -373,6 +374,8 @@ product_recommendations = Table(
     Column("generated_at", DateTime, nullable=False),
     Column("run_id", String(64), nullable=False),
     PrimaryKeyConstraint("plan_id", "viewer_key", "sku", "generated_at"),
+    # The `_latest` view finds each plan's last generation without reading its rankings.
+    Index("ix_product_recommendations_plan_generated", "plan_id", "generated_at"),
 )
 
 session_scorecard = Table(

@@ -77,9 +77,11 @@ def _latest_export_view(table: str, keys: Sequence[str]) -> str:
 
 
 def _latest_stamp_view(table: str, stamp: str) -> str:
+    # One pass over the (plan_id, stamp) index, not a MAX per row: a generation of picks is
+    # millions of rows.
     return (
-        f"SELECT t.* FROM {table} t WHERE t.{stamp} = "
-        f"(SELECT MAX(m.{stamp}) FROM {table} m WHERE m.plan_id = t.plan_id)"
+        f"SELECT t.* FROM {table} t JOIN (SELECT plan_id, MAX({stamp}) AS latest FROM {table} "
+        f"GROUP BY plan_id) m ON m.plan_id = t.plan_id AND t.{stamp} = m.latest"
     )
 
 
@@ -168,6 +170,29 @@ def write_partition(
         conn.execute(delete(table).where(column.in_(values[i : i + _CHUNK]), *narrow))
     _insert(conn, table, df)
     return len(df)
+
+
+def write_partition_chunks(
+    engine: Engine,
+    table: Table,
+    chunks: Iterable[pd.DataFrame],
+    partition_column: str,
+    partitions: Iterable[object],
+) -> int:
+    """`write_partition` for rows made in chunks (bounded memory): in one transaction the
+    partitions are emptied, then each chunk is inserted as it comes; readers see the old rows
+    until every chunk is in, and nothing of a write that fails half way."""
+    values = sorted(set(partitions))
+    written = 0
+    with engine.begin() as conn:
+        write_partition(engine, table, pd.DataFrame(), partition_column, values, conn)
+        for chunk in chunks:
+            outside = set(chunk[partition_column].unique()) - set(values) if len(chunk) else set()
+            if outside:
+                raise ValueError(f"{table.name}: rows outside the partitions being written")
+            _insert(conn, table, chunk)
+            written += len(chunk)
+    return written
 
 
 def replace_newer(

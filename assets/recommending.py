@@ -1,0 +1,462 @@
+"""Product recommendation in the graph: fan segments, the ranker, recommendations.
+
+The pure work is in ml/fans.py and ml/ranker.py; these assets read the clean tables, call it,
+write, and describe what happened.
+"""
+
+import dataclasses
+import datetime as dt
+import functools
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+from sqlalchemy import Engine
+
+from assets.forecasting import gate_result, promote_candidate
+from assets.gates import recorded, require_upstream_passed
+from assets.metadata import frame_md, image, table_metadata
+from assets.partitions import daily_partitions, partition_dates, partition_label, single_run
+from assets.resources import LandingZone, ModelStore, Pseudonymizer, Warehouse
+from ml import ranker, registry
+from ml.fans import FanHistory, fan_history, fans_as_of
+from ml.history import dated, local_midnight_utc, paid_increments
+from ml.plots import importance_png
+from warehouse import registry as model_registry
+from warehouse.ingest import viewer_keys
+from warehouse.schema import fan_segments as segments_table
+from warehouse.schema import product_recommendations as recommendations_table
+from warehouse.store import read_frame, write_partition_chunks
+
+MODEL = "product_ranker"
+RANKER_KEY = dg.AssetKey(["ml", "ranker_challenger"])
+GATE = registry.Gate(metric=f"ndcg@{ranker.K}", higher_is_better=True)
+FAN_SEEN_DAYS = 90  # recommendations go to the room's fans seen in the last 90 days
+# Fans are scored a sixteenth at a time (the first hex digit of viewer_key): memory is bounded
+# by a bucket's history, not the whole fan base.
+BUCKETS = "0123456789abcdef"
+HISTORY_DEPS = [
+    dg.AssetKey(["clean", name])
+    for name in ("sessions", "lineups", "orders", "products", "viewer_activity")
+]
+
+
+def _latest(rows: pd.DataFrame, key: str) -> pd.DataFrame:
+    return rows.sort_values(["export_date", "source_line"]).drop_duplicates(key, keep="last")
+
+
+def read_fan_inputs(
+    engine: Engine,
+    last: dt.date,
+    bucket: str | None = None,
+    shared: dict | None = None,
+) -> dict:
+    """The clean rows the fan history is made of, as exported by `last`; with `bucket` (a hex
+    digit), only the viewers whose key starts with it (a sixteenth of the fans: bounded
+    memory when scoring). `shared`: the inputs that do not depend on the bucket, read once."""
+    if bucket is not None and bucket not in BUCKETS:
+        raise ValueError(f"not a bucket: {bucket!r}")
+    day = {"last": last.isoformat()}
+    viewers = "" if bucket is None else f" AND viewer_key LIKE '{bucket}%'"
+    known = f"session_key IN (SELECT session_key FROM clean_sessions WHERE export_date <= '{last}')"
+    shared = shared or shared_inputs(engine, last, known)
+    orders = read_frame(
+        engine,
+        "SELECT order_key, export_date, session_key, viewer_key, sku, paid_fen, paid_at "
+        f"FROM clean_orders WHERE export_date <= :last AND paid_at IS NOT NULL{viewers}",
+        day,
+    )
+    orders["export_date"] = dated(orders["export_date"])
+    return {
+        **shared,
+        "viewer_sessions": read_frame(
+            engine,
+            "SELECT session_key, viewer_key, watch_s, is_bot FROM clean_viewer_sessions "
+            f"WHERE {known}{viewers}",
+        ),
+        "viewer_products": read_frame(
+            engine,
+            "SELECT session_key, viewer_key, sku, clicks, carts FROM clean_viewer_products "
+            f"WHERE {known}{viewers}",
+        ),
+        "paid": paid_increments(orders, keep=("viewer_key", "sku")),
+    }
+
+
+def shared_inputs(engine: Engine, last: dt.date, known: str) -> dict:
+    """Sessions, lineups, the catalogue and per-(session, SKU) totals as exported by `last`."""
+    day = {"last": last.isoformat()}
+    sessions = _latest(
+        read_frame(
+            engine,
+            "SELECT session_key, export_date, source_line, platform, room_id, start_time, "
+            "is_test FROM clean_sessions WHERE export_date <= :last",
+            day,
+        ),
+        "session_key",
+    )
+    return {
+        "sessions": sessions,
+        "lineups": read_frame(
+            engine,
+            "SELECT session_key, sku, live_price_fen, coupon_fen FROM clean_lineups_current "
+            f"WHERE {known}",
+        ),
+        "session_products": session_products(engine, last, known),
+        "products": read_frame(
+            engine,
+            "SELECT sku, export_date, category, list_price_fen, energy_grade FROM clean_products "
+            "WHERE export_date <= :last",
+            day,
+        ),
+    }
+
+
+def session_products(engine: Engine, last: dt.date, known: str) -> pd.DataFrame:
+    """What all human viewers did per (session, SKU), aggregated in the database: the lineup's
+    audience, clicks and carts, and paid lines by the export that first showed them paid."""
+    exposed = read_frame(
+        engine,
+        "SELECT l.session_key, l.sku, COUNT(v.viewer_key) AS exposed "
+        "FROM clean_lineups_current l JOIN clean_viewer_sessions v "
+        f"ON v.session_key = l.session_key AND NOT v.is_bot WHERE l.{known} "
+        "GROUP BY l.session_key, l.sku",
+    )
+    acted = read_frame(
+        engine,
+        "SELECT p.session_key, p.sku, SUM(p.clicks) AS clicks, SUM(p.carts) AS carts "
+        "FROM clean_viewer_products p JOIN clean_viewer_sessions v "
+        "ON v.session_key = p.session_key AND v.viewer_key = p.viewer_key AND NOT v.is_bot "
+        f"WHERE p.{known} GROUP BY p.session_key, p.sku",
+    )
+    paid = read_frame(
+        engine,
+        "SELECT session_key, sku, known_date, COUNT(*) AS orders FROM ("
+        "SELECT order_key, MIN(session_key) AS session_key, MIN(sku) AS sku, "
+        "MIN(export_date) AS known_date FROM clean_orders "
+        "WHERE paid_at IS NOT NULL AND export_date <= :last GROUP BY order_key) lines "
+        "GROUP BY session_key, sku, known_date",
+        {"last": last.isoformat()},
+    )
+    return pd.concat([exposed, acted, paid], ignore_index=True)
+
+
+def history_of(inputs: dict) -> FanHistory:
+    return fan_history(
+        inputs["sessions"],
+        inputs["viewer_sessions"],
+        inputs["viewer_products"],
+        inputs["paid"],
+        inputs["lineups"],
+        inputs["products"].sort_values("export_date"),
+        inputs["session_products"],
+    )
+
+
+def bucket_histories(engine: Engine, day: dt.date) -> Iterator[tuple[str, dict, FanHistory]]:
+    """Each sixteenth of the fans with its history as exported by `day`."""
+    known = f"session_key IN (SELECT session_key FROM clean_sessions WHERE export_date <= '{day}')"
+    shared = shared_inputs(engine, day, known)
+    for bucket in BUCKETS:
+        inputs = read_fan_inputs(engine, day, bucket, shared)
+        yield bucket, inputs, history_of(inputs)
+
+
+@dg.asset(
+    key=["serving", "fan_segments"],
+    group_name="serving",
+    deps=HISTORY_DEPS,
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    kinds={"sql"},
+    description=(
+        "`fan_segments`: every fan of every room as of the run's last date, with the tier "
+        "(core, active, potential, dormant; the rule is in `ml/fans.py` and the README). A "
+        "nightly run writes its date; a backfill writes the last date of its window (a "
+        "snapshot per past date would be the fan base again for every day)."
+    ),
+)
+def fan_segments(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    require_upstream_passed(context, warehouse)
+    days = partition_dates(context)
+    day = days[-1]
+    engine = warehouse.get_engine()
+    counts: list[pd.DataFrame] = []
+
+    def chunks() -> Iterator[pd.DataFrame]:
+        for bucket, _, history in bucket_histories(engine, day):
+            fans = fans_as_of(history, day)
+            counts.append(fans.groupby(["platform", "room_id", "segment"]).size().rename("fans"))
+            yield pd.DataFrame(
+                {
+                    "as_of_date": day,
+                    "platform": fans["platform"],
+                    "room_id": fans["room_id"],
+                    "viewer_key": fans["viewer_key"],
+                    "segment": fans["segment"],
+                    "last_seen_days": fans["last_seen_days"].astype("int64"),
+                    "sessions_28d": fans["sessions_28d"],
+                    "orders_365d": fans["orders_365d"],
+                    "spend_365d": fans["spend_365d_fen"] / 100,
+                    "run_id": context.run.run_id,
+                }
+            )
+            context.log.debug(f"fan_segments: bucket {bucket}: {len(fans):,} fans")
+
+    written = write_partition_chunks(engine, segments_table, chunks(), "as_of_date", [day])
+    tiers = (
+        pd.concat(counts).groupby(level=[0, 1, 2]).sum().unstack(fill_value=0)
+        if counts
+        else pd.DataFrame()
+    )
+    context.log.info(f"fan_segments: {written:,} fans of {len(tiers)} rooms as of {day}")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": written,
+            "partition": partition_label(days),
+            "as_of_date": str(day),
+            "fans_by_room_and_tier": frame_md(tiers.reset_index()) if len(tiers) else "none",
+        }
+    )
+
+
+def oracle_propensities(models: ModelStore, secret: str) -> pd.DataFrame | None:
+    """The simulator's true propensities per (session, viewer, SKU), keyed like the warehouse
+    (viewer_key from the raw id with the same secret); None for real data."""
+    path = None if models.truth is None else models.truth / "propensities.parquet"
+    if path is None or not path.exists():
+        return None
+    truth = pd.read_parquet(path)
+    platform = truth["session_key"].str.split(":").str[0]
+    truth["viewer_key"] = pd.concat(
+        [viewer_keys(name, rows["viewer_id"], secret) for name, rows in truth.groupby(platform)]
+    ).reindex(truth.index)
+    return truth.drop(columns=["viewer_id"])
+
+
+@dg.asset(
+    key=RANKER_KEY,
+    group_name="ml",
+    deps=HISTORY_DEPS,
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    kinds={"python", "lightgbm"},
+    description=(
+        "Trains the product ranker (LambdaRank, a query per session × viewer) on what was known "
+        f"by the run's last date, after a temporal evaluation on the last {ranker.EVAL_DAYS} "
+        "days against room popularity, the viewer's own affinity and, on simulated data, the "
+        "oracle's propensities; stores it under `models/product_ranker/<version>/` and lists "
+        "it in `model_registry` as a candidate."
+    ),
+)
+def ranker_challenger(
+    context: dg.AssetExecutionContext,
+    warehouse: Warehouse,
+    models: ModelStore,
+    pseudonymizer: Pseudonymizer,
+) -> dg.MaterializeResult:
+    require_upstream_passed(context, warehouse)
+    day = partition_dates(context)[-1]
+    engine = warehouse.get_engine()
+    started = time.perf_counter()
+    inputs = read_fan_inputs(engine, day)
+    history = history_of(inputs)
+    examples = ranker.labelled_examples(
+        inputs["sessions"],
+        inputs["viewer_sessions"],
+        inputs["viewer_products"],
+        inputs["paid"],
+        inputs["lineups"],
+    )
+    evaluation = ranker.train_and_evaluate(
+        history,
+        examples,
+        inputs["products"],
+        day,
+        oracle_propensities(models, pseudonymizer.secret),
+        num_rounds=models.ranker_rounds,
+        eval_days=models.ranker_eval_days,
+        log=context.log.info,
+    )
+    if evaluation is None:
+        context.log.warning(f"too few sessions with buyers by {day} to train and evaluate")
+        return dg.MaterializeResult(metadata={"trained": False, "examples": len(examples)})
+    metrics = {**evaluation.metrics, "seconds": time.perf_counter() - started}
+    digest = registry.fingerprint(examples[["session_key", "viewer_key", "sku", "label"]])
+    card = registry.ModelCard(
+        name=MODEL,
+        version=registry.version_of(MODEL, day, digest),
+        trained_for=day,
+        train_first=evaluation.train_first,
+        train_last=evaluation.train_last,
+        features=list(ranker.FEATURES),
+        params={**ranker.PARAMS, "num_rounds": models.ranker_rounds},
+        data_fingerprint=digest,
+        metrics=metrics,
+    )
+    boosters = {"ranker": evaluation.booster}
+    png = importance_png(
+        registry.importance_frame(boosters), f"{card.version}: feature importance (gain)"
+    )
+    path = registry.save(models.path, card, boosters, png)
+    model_registry.register(
+        engine, dataclasses.asdict(card), GATE.metric, str(path), context.run.run_id
+    )
+    context.log.info(
+        f"{card.version}: NDCG@{ranker.K} {metrics[GATE.metric]:.3f} "
+        f"({metrics['ratio_to_best_heuristic']:.2f}× the better heuristic), "
+        f"{metrics['seconds']:.0f} s"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "trained": True,
+            "version": card.version,
+            "training_rows": evaluation.train_rows,
+            "train_window": f"{card.train_first} … {card.train_last}",
+            **{f"evaluation/{k}": round(float(v), 4) for k, v in metrics.items()},
+            "evaluation": frame_md(evaluation.table.round(4)),
+            "feature_importance": image(png, "feature importance"),
+            "artifact": dg.MetadataValue.path(str(path)),
+        }
+    )
+
+
+@dg.asset_check(
+    asset=RANKER_KEY,
+    name="beats_champion",
+    blocking=True,
+    partitions_def=daily_partitions,
+    description=(
+        f"The challenger's NDCG@{ranker.K} in the temporal evaluation is at most the tolerance "
+        "worse than the champion's (the same rule and registry as the forecaster); otherwise "
+        "it is rejected and the champion keeps serving."
+    ),
+)
+def ranker_beats_champion(
+    context: dg.AssetCheckExecutionContext, warehouse: Warehouse, models: ModelStore
+) -> dg.AssetCheckResult:
+    day = partition_dates(context)[-1]
+    return recorded(context, warehouse, gate_result(warehouse, models, MODEL, GATE, day))
+
+
+@dg.asset(
+    key=["ml", "ranker_champion"],
+    group_name="ml",
+    deps=[RANKER_KEY],
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    kinds={"python"},
+    description=(
+        "Puts the ranker that passed `beats_champion` in service from the next date; skipped "
+        "when the check fails, so the champion keeps serving."
+    ),
+)
+def ranker_champion(
+    context: dg.AssetExecutionContext, warehouse: Warehouse
+) -> dg.MaterializeResult:
+    require_upstream_passed(context, warehouse)
+    return promote_candidate(context, warehouse, MODEL)
+
+
+@functools.cache
+def _load(path: str):
+    _, boosters = registry.load(Path(path))
+    return boosters["ranker"]
+
+
+def newest_plan_export(landing: LandingZone) -> dt.date | None:
+    dates = []
+    for marker in landing.path.glob("plan/*/_SUCCESS"):
+        try:
+            dates.append(dt.date.fromisoformat(marker.parent.name))
+        except ValueError:
+            continue
+    return max(dates, default=None)
+
+
+@dg.asset(
+    key=["serving", "product_recommendations"],
+    group_name="serving",
+    deps=[dg.AssetKey(["clean", "plans"]), dg.AssetKey(["clean", "plan_lineups"]), *HISTORY_DEPS],
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    kinds={"sql"},
+    description=(
+        "`product_recommendations`: for every plan of the latest plan export, its lineup ranked "
+        f"for each fan of its room seen in the last {FAN_SEEN_DAYS} days, by the ranker in "
+        "service, stamped 24:00 local of the export date. Written for the newest plan export "
+        "that has landed only: picks for sessions already past are never pushed, so a backfill "
+        "of past dates writes none."
+    ),
+)
+def product_recommendations(
+    context: dg.AssetExecutionContext, warehouse: Warehouse, landing_zone: LandingZone
+) -> dg.MaterializeResult:
+    require_upstream_passed(context, warehouse)
+    days = partition_dates(context)
+    day = days[-1]
+    newest = newest_plan_export(landing_zone)
+    if newest is not None and newest > day:
+        context.log.info(f"the newest plan export is {newest}: no picks to push for {day}")
+        return dg.MaterializeResult(
+            metadata={"generated": False, "newest_plan_export": str(newest)}
+        )
+    engine = warehouse.get_engine()
+    champion = model_registry.champion_before(engine, MODEL, day)
+    if champion is None:
+        context.log.warning(f"no ranker in service on {day}: no recommendations")
+        return dg.MaterializeResult(metadata={"generated": False, "model": "none"})
+    booster = _load(champion["artifact_path"])
+    lineups = read_frame(
+        engine,
+        "SELECT l.plan_id, p.room_id, l.sku, l.planned_price_fen AS price_fen, l.coupon_fen "
+        "FROM clean_plan_lineups l JOIN clean_plans p "
+        "ON p.plan_id = l.plan_id AND p.export_date = l.export_date WHERE l.export_date = :day",
+        {"day": day.isoformat()},
+    )
+    stamp = local_midnight_utc(day)
+    started, scored, sample = time.perf_counter(), {"fans": 0, "rows": 0}, []
+
+    def chunks() -> Iterator[pd.DataFrame]:
+        for bucket, inputs, history in bucket_histories(engine, day):
+            fans = fans_as_of(history, day, FAN_SEEN_DAYS)
+            ranked = ranker.rank_for_fans(history, lineups, fans, day, inputs["products"], booster)
+            scored["fans"] += len(fans)
+            scored["rows"] += len(ranked)
+            context.log.info(
+                f"product_recommendations: bucket {bucket}/{BUCKETS[-1]}: {len(fans):,} fans, "
+                f"{scored['rows']:,} rows so far"
+            )
+            rows = ranked.assign(
+                model_version=champion["version"], generated_at=stamp, run_id=context.run.run_id
+            )
+            if not sample:
+                sample.append(rows.head(10))
+            yield rows
+
+    written = write_partition_chunks(
+        engine, recommendations_table, chunks(), "generated_at", [stamp]
+    )
+    seconds = time.perf_counter() - started
+    return dg.MaterializeResult(
+        metadata={
+            **table_metadata(
+                recommendations_table,
+                pd.concat(sample) if sample else pd.DataFrame(),
+                partition_label(days),
+            ),
+            "dagster/row_count": written,
+            "generated": True,
+            "plans": int(lineups["plan_id"].nunique()),
+            "fans_scored": scored["fans"],
+            "model_version": champion["version"],
+            "seconds": round(seconds, 1),
+            "rows_per_second": round(written / seconds) if seconds else 0,
+        }
+    )
+
+
+recommending_assets = [fan_segments, ranker_challenger, ranker_champion, product_recommendations]
+recommending_checks = [ranker_beats_champion]

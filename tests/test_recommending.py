@@ -1,0 +1,229 @@
+"""The product recommender's mechanics on the tiny preset: query groups, point-in-time features,
+determinism, the promotion gate, bucketed scoring, and the serving tables' contract. Never its
+accuracy (that is `make demo`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from assets.recommending import BUCKETS, FAN_SEEN_DAYS, MODEL, history_of, read_fan_inputs
+from ml import ranker
+from ml.fans import fans_as_of, segment
+from tests.conftest import model_store, run_assets, sqlite_url
+from warehouse import registry as model_registry
+from warehouse.store import make_engine, read_frame
+
+FIRST, TRAINED, LAST = "2026-10-25", "2026-11-13", "2026-11-14"
+DAY = dt.date.fromisoformat(LAST)
+
+
+def q(url: str, sql: str) -> pd.DataFrame:
+    return read_frame(make_engine(url), sql)
+
+
+@pytest.fixture(scope="module")
+def rec_run(tiny_dirty, tmp_path_factory) -> str:
+    """A backfill up to the day before the newest plan export trains the first ranker; the
+    nightly run of the newest date serves its picks, and its own challenger (the gate asks for
+    99 % better) is rejected."""
+    url = sqlite_url(tmp_path_factory.mktemp("rec") / "w.db")
+    landing = tiny_dirty / "landing"
+    assert run_assets(landing, url, FIRST, TRAINED).success
+    strict = model_store(landing, url, tolerance=-0.99)
+    run_assets(landing, url, LAST, models=strict)
+    return url
+
+
+def test_a_backfill_pushes_no_picks_and_the_newest_export_gets_them(rec_run):
+    stamps = q(rec_run, "SELECT DISTINCT generated_at FROM product_recommendations")
+    assert pd.to_datetime(stamps["generated_at"]).tolist() == [pd.Timestamp("2026-11-14 16:00")]
+
+
+def test_every_plan_is_ranked_for_every_recent_fan_of_its_room(rec_run):
+    recs = q(rec_run, "SELECT * FROM product_recommendations")
+    plans = q(
+        rec_run,
+        "SELECT l.plan_id, p.room_id, l.sku FROM clean_plan_lineups l JOIN clean_plans p "
+        "ON p.plan_id = l.plan_id AND p.export_date = l.export_date "
+        f"WHERE l.export_date = '{LAST}'",
+    )
+    fans = q(
+        rec_run,
+        f"SELECT room_id, viewer_key FROM fan_segments WHERE as_of_date = '{LAST}' "
+        f"AND last_seen_days <= {FAN_SEEN_DAYS}",
+    )
+    expected = fans.merge(plans, on="room_id")[["plan_id", "viewer_key", "sku"]]
+    got = recs[["plan_id", "viewer_key", "sku"]]
+    assert len(got) == len(expected) > 1000
+    both = got.merge(expected, how="outer", indicator=True)
+    assert (both["_merge"] == "both").all()
+    assert not recs.duplicated(["plan_id", "viewer_key", "sku", "generated_at"]).any()
+    # Ranks 1 … n per (plan, fan), no ties, in the order of the scores.
+    ranked = recs.sort_values(["plan_id", "viewer_key", "rank"])
+    by_fan = ranked.groupby(["plan_id", "viewer_key"], sort=False)
+    assert (ranked["rank"].to_numpy() == by_fan.cumcount().to_numpy() + 1).all()
+    assert (by_fan["score"].diff().dropna() <= 0).all()
+    latest = q(rec_run, "SELECT COUNT(*) AS n FROM product_recommendations_latest")
+    assert latest["n"].iloc[0] == len(recs)
+
+
+def test_the_champion_serves_and_a_worse_challenger_is_rejected(rec_run):
+    models = model_registry.models(make_engine(rec_run), MODEL)
+    assert list(models["trained_for"].astype(str)) == [TRAINED, LAST]
+    assert list(models["status"]) == ["champion", "rejected"]
+    assert "worse by more than" in models.iloc[1]["decision"]
+    recs = q(rec_run, "SELECT DISTINCT model_version FROM product_recommendations")
+    assert recs["model_version"].tolist() == [models.iloc[0]["version"]]
+
+
+def test_fan_segments_follow_the_contract_rule(rec_run):
+    fans = q(rec_run, f"SELECT * FROM fan_segments WHERE as_of_date = '{LAST}'")
+    assert len(fans) > 1000 and not fans.duplicated(["room_id", "viewer_key"]).any()
+    rule = segment(fans["orders_365d"], fans["last_seen_days"], fans["sessions_28d"])
+    assert (fans["segment"] == rule).all()
+    assert {"core", "active", "potential"} <= set(fans["segment"])
+    # Bots are no fans: a viewer seen only as a bot is absent.
+    bots_only = q(
+        rec_run,
+        "SELECT viewer_key FROM clean_viewer_sessions GROUP BY viewer_key "
+        "HAVING MIN(CAST(is_bot AS INTEGER)) = 1",
+    )
+    assert len(bots_only) and not set(bots_only["viewer_key"]) & set(fans["viewer_key"])
+
+
+@pytest.fixture(scope="module")
+def inputs(rec_run) -> dict:
+    return read_fan_inputs(make_engine(rec_run), DAY)
+
+
+def examples_of(inputs: dict) -> pd.DataFrame:
+    return ranker.labelled_examples(
+        inputs["sessions"],
+        inputs["viewer_sessions"],
+        inputs["viewer_products"],
+        inputs["paid"],
+        inputs["lineups"],
+    )
+
+
+def test_a_query_is_one_session_and_viewer_with_the_whole_lineup(inputs):
+    examples = examples_of(inputs)
+    lineup_sizes = inputs["lineups"].groupby("session_key").size()
+    per_query = examples.groupby(["session_key", "viewer_key"]).size()
+    assert (per_query.to_numpy() == lineup_sizes.reindex(per_query.index.get_level_values(0))).all()
+    # Every query showed interest; the grades are none < click < cart < paid.
+    assert (examples.groupby(["session_key", "viewer_key"])["label"].max() >= 1).all()
+    assert set(examples["label"]) == {0, 1, 2, 3}
+    rows = examples.assign(query=ranker.query_ids(examples, ["session_key", "viewer_key"]))
+    groups = rows["query"].value_counts(sort=False).reindex(rows["query"].unique())
+    assert groups.sum() == len(rows) and (np.diff(rows["query"].to_numpy()) >= 0).all()
+
+
+def test_no_feature_before_a_cutoff_changes_when_the_future_does(inputs):
+    cutoff = pd.Timestamp("2026-11-06")
+    examples = examples_of(inputs)
+    past = examples[examples["as_of"] < cutoff]
+    assert len(past) and (examples["as_of"] >= cutoff).any()
+
+    def features(frames: dict) -> pd.DataFrame:
+        rows = past.assign(query=ranker.query_ids(past, ["session_key", "viewer_key"]))
+        return ranker.rank_features(
+            history_of(frames), rows[[*ranker.CANDIDATE_COLUMNS, "query"]], frames["products"]
+        )
+
+    before = features(inputs)
+    # Everything after the cutoff changes: sessions, activity, orders, refunds' effect on paid
+    # lines, lineups, the catalogue.
+    sessions = inputs["sessions"]
+    later = set(sessions.loc[pd.to_datetime(sessions["start_time"]) >= cutoff, "session_key"])
+    changed = dict(inputs)
+    vp = inputs["viewer_products"].copy()
+    vp.loc[vp["session_key"].isin(later), "clicks"] *= 7
+    changed["viewer_products"] = vp
+    vs = inputs["viewer_sessions"].copy()
+    vs.loc[vs["session_key"].isin(later), "watch_s"] += 999
+    changed["viewer_sessions"] = vs
+    paid = inputs["paid"]
+    changed["paid"] = paid[paid["known_date"] < cutoff]
+    sp = inputs["session_products"].copy()
+    sp.loc[sp["session_key"].isin(later), ["clicks", "orders"]] = 50
+    late = pd.to_datetime(sp["known_date"]) >= cutoff
+    sp.loc[late, "orders"] = 99
+    changed["session_products"] = sp
+    products = inputs["products"].copy()
+    products.loc[pd.to_datetime(products["export_date"]) > cutoff, "list_price_fen"] = 1
+    changed["products"] = products
+    pd.testing.assert_frame_equal(before, features(changed))
+    # ... and the cutoff is not vacuous: the same change before it does move the features.
+    earlier = dict(changed, paid=paid.iloc[: len(paid) // 2])
+    assert not before.equals(features(earlier))
+
+
+def test_training_twice_gives_the_same_ranker(inputs):
+    examples = ranker.buyer_queries(examples_of(inputs))
+    rows = examples.assign(query=ranker.query_ids(examples, ["session_key", "viewer_key"]))
+    history = history_of(inputs)
+    features = ranker.rank_features(
+        history, rows[[*ranker.CANDIDATE_COLUMNS, "query"]], inputs["products"]
+    )
+    labels = rows["label"].to_numpy()
+    first = ranker.fit(features, labels, 30).predict(features[ranker.FEATURES])
+    second = ranker.fit(features, labels, 30).predict(features[ranker.FEATURES])
+    np.testing.assert_array_equal(first, second)
+
+
+def test_scoring_a_sixteenth_at_a_time_gives_the_same_ranks(rec_run, inputs):
+    engine = make_engine(rec_run)
+    booster = ranker.fit(*_small_training(inputs), 20)
+    lineups = read_frame(
+        engine,
+        "SELECT l.plan_id, p.room_id, l.sku, l.planned_price_fen AS price_fen, l.coupon_fen "
+        "FROM clean_plan_lineups l JOIN clean_plans p ON p.plan_id = l.plan_id "
+        f"AND p.export_date = l.export_date WHERE l.export_date = '{LAST}'",
+    )
+    history = history_of(inputs)
+    fans = fans_as_of(history, DAY, FAN_SEEN_DAYS)
+    whole = ranker.rank_for_fans(history, lineups, fans, DAY, inputs["products"], booster)
+    parts = []
+    for bucket in BUCKETS:
+        part = read_fan_inputs(engine, DAY, bucket)
+        assert part["viewer_sessions"]["viewer_key"].str.startswith(bucket).all()
+        bucket_history = history_of(part)
+        bucket_fans = fans_as_of(bucket_history, DAY, FAN_SEEN_DAYS)
+        parts.append(
+            ranker.rank_for_fans(
+                bucket_history, lineups, bucket_fans, DAY, part["products"], booster
+            )
+        )
+    pieces = pd.concat(parts).sort_values(["plan_id", "viewer_key", "rank"])
+    whole = whole.sort_values(["plan_id", "viewer_key", "rank"])
+    pd.testing.assert_frame_equal(
+        pieces.reset_index(drop=True), whole.reset_index(drop=True), check_exact=False
+    )
+
+
+def _small_training(inputs: dict) -> tuple[pd.DataFrame, np.ndarray]:
+    examples = ranker.buyer_queries(examples_of(inputs))
+    rows = examples.assign(query=ranker.query_ids(examples, ["session_key", "viewer_key"]))
+    features = ranker.rank_features(
+        history_of(inputs), rows[[*ranker.CANDIDATE_COLUMNS, "query"]], inputs["products"]
+    )
+    return features, rows["label"].to_numpy()
+
+
+def test_ranking_metrics_by_hand():
+    # One query, three products: the paid one ranked second, the carted one first.
+    frame = pd.DataFrame({"query": 0, "label": [2, 3, 0], "score": [0.9, 0.5, 0.1]})
+    metrics = ranker.ranking_metrics(frame, "score", k=2)
+    dcg = 3 / np.log2(2) + 7 / np.log2(3)
+    ideal = 7 / np.log2(2) + 3 / np.log2(3)
+    assert metrics["ndcg@2"] == pytest.approx(dcg / ideal)
+    assert metrics["hitrate@2"] == 1.0 and metrics["recall@2"] == 1.0
+    assert metrics["map@2"] == pytest.approx(0.5)  # the hit is at rank 2
+    # A query without a paid product is not counted.
+    other = pd.DataFrame({"query": 1, "label": [1, 0], "score": [0.2, 0.3]})
+    assert ranker.ranking_metrics(pd.concat([frame, other]), "score", k=2)["queries"] == 1
