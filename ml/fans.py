@@ -137,7 +137,7 @@ def sums_as_of(
     increments of its keys dated in (as_of − days, as_of] (every day up to as_of when `days` is
     None), and `last_day`: the last day with an increment up to as_of. Aligned to `queries`."""
     codes, table = _coded(increments, queries, keys)
-    cumulative = table[values].groupby(table["_key"]).cumsum()
+    cumulative = table[values].astype("float64").groupby(table["_key"]).cumsum()
     table = pd.concat([table[["_key", "day"]], cumulative], axis=1)
     asked = pd.DataFrame({"_key": codes, "as_of": pd.to_datetime(queries["as_of"]).to_numpy()})
     out = _asof(asked, table, "as_of").rename(columns={"day": "last_day"})

@@ -320,6 +320,52 @@ def forecasting_summary(url: str) -> str:
     return "\n".join(lines)
 
 
+def recommending_summary(url: str) -> str:
+    """The product ranker against its targets (issue 5), the fan tiers and the picks served."""
+    engine = make_engine(url)
+    models = read_frame(
+        engine,
+        "SELECT version, status, decision, metrics FROM model_registry "
+        "WHERE model_name = 'product_ranker' ORDER BY trained_for",
+    )
+    if models.empty:
+        return "\nNo product ranker trained."
+    lines = ["", "Product ranker (model_registry):"]
+    for row in models.itertuples():
+        lines.append(f"  {row.version}  {row.status:9s} {row.decision}")
+    m = json.loads(models.iloc[-1]["metrics"])
+    lines += [
+        f"Temporal evaluation of the latest ({m['queries']:,} buyer queries of the last three "
+        f"weeks, {m['seconds']:.0f} s training + evaluation):",
+        f"  NDCG@5 {m['ndcg@5']:.3f}  HitRate@5 {m['hitrate@5']:.3f}  Recall@5 "
+        f"{m['recall@5']:.3f}  MAP@5 {m['map@5']:.3f}",
+        f"  vs popularity {m['popularity_ndcg']:.3f}, affinity {m['affinity_ndcg']:.3f}: ratio "
+        f"to the better {m['ratio_to_best_heuristic']:.3f} (target >= 1.3)",
+    ]
+    if "oracle_ndcg" in m:
+        lines.append(
+            f"  vs oracle {m['oracle_ndcg']:.3f} on the {m['truth_queries']:,} queries with "
+            f"true propensities (model {m['model_ndcg_with_truth']:.3f}): ratio "
+            f"{m['ratio_to_oracle']:.3f} (target >= 0.85); the oracle itself is "
+            f"{m['oracle_ratio_to_best_heuristic']:.3f}x the better heuristic there"
+        )
+    tiers = read_frame(
+        engine,
+        "SELECT segment, COUNT(*) AS fans FROM fan_segments WHERE as_of_date = "
+        "(SELECT MAX(as_of_date) FROM fan_segments) GROUP BY segment ORDER BY fans DESC",
+    )
+    lines.append(
+        "fan_segments (latest date): "
+        + ", ".join(f"{t.segment} {t.fans:,}" for t in tiers.itertuples())
+    )
+    picks = read_frame(
+        engine,
+        "SELECT COUNT(*) AS n, COUNT(DISTINCT plan_id) AS plans FROM product_recommendations",
+    ).iloc[0]
+    lines.append(f"product_recommendations: {picks['n']:,} rows for {picks['plans']} plans")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--preset", default="demo", choices=sorted(PRESETS))
@@ -341,6 +387,7 @@ def main(argv: list[str] | None = None) -> None:
     print(summary(warehouse_url()))
     print(truth_reconciliation(warehouse_url(), landing_dir().parent / "truth"))
     print(forecasting_summary(warehouse_url()))
+    print(recommending_summary(warehouse_url()))
     print(f"\nData folder: {data_dir()}   ({time.perf_counter() - started:.0f} s in all)")
     print("Open the Dagster UI on the same instance and warehouse: make ui")
 
