@@ -28,6 +28,10 @@ ASSETS = {
     "ml/gmv_champion",
     "serving/session_gmv_forecast",
     "serving/forecast_accuracy",
+    "serving/fan_segments",
+    "serving/product_recommendations",
+    "ml/ranker_challenger",
+    "ml/ranker_champion",
 }
 
 
