@@ -47,6 +47,11 @@ def _latest(rows: pd.DataFrame, key: str) -> pd.DataFrame:
     return rows.sort_values(["export_date", "source_line"]).drop_duplicates(key, keep="last")
 
 
+def known_sessions(last: dt.date) -> str:
+    """The SQL condition for rows of sessions exported by `last`."""
+    return f"session_key IN (SELECT session_key FROM clean_sessions WHERE export_date <= '{last}')"
+
+
 def read_fan_inputs(
     engine: Engine,
     last: dt.date,
@@ -60,7 +65,7 @@ def read_fan_inputs(
         raise ValueError(f"not a bucket: {bucket!r}")
     day = {"last": last.isoformat()}
     viewers = "" if bucket is None else f" AND viewer_key LIKE '{bucket}%'"
-    known = f"session_key IN (SELECT session_key FROM clean_sessions WHERE export_date <= '{last}')"
+    known = known_sessions(last)
     shared = shared or shared_inputs(engine, last, known)
     orders = read_frame(
         engine,
@@ -157,8 +162,7 @@ def history_of(inputs: dict) -> FanHistory:
 
 def bucket_histories(engine: Engine, day: dt.date) -> Iterator[tuple[str, dict, FanHistory]]:
     """Each sixteenth of the fans with its history as exported by `day`."""
-    known = f"session_key IN (SELECT session_key FROM clean_sessions WHERE export_date <= '{day}')"
-    shared = shared_inputs(engine, day, known)
+    shared = shared_inputs(engine, day, known_sessions(day))
     for bucket in BUCKETS:
         inputs = read_fan_inputs(engine, day, bucket, shared)
         yield bucket, inputs, history_of(inputs)
