@@ -4,7 +4,6 @@ The pure work is in ml/ (features, model, backtest, promotion rule) and warehous
 these assets read, call it, write, and describe what happened.
 """
 
-import dataclasses
 import datetime as dt
 import functools
 import json
@@ -20,12 +19,13 @@ from assets.checks import verdict_result
 from assets.gates import recorded, require_upstream_passed
 from assets.metadata import frame_md, image, preview, table_metadata
 from assets.partitions import daily_partitions, partition_dates, partition_label, single_run
+from assets.promotion import gate_result, promote_candidate, store_candidate
 from assets.resources import Lake, ModelStore, Warehouse
 from ml import gmv, registry
 from ml.drift import PSI_ALERT, drift_table
 from ml.features import FEATURES, ID_COLUMNS, NUMERIC, build_features
 from ml.history import dated, local_midnight_utc, paid_increments, sessions_as_of
-from ml.plots import forecasts_png, importance_png
+from ml.plots import forecasts_png
 from warehouse import quality
 from warehouse import registry as model_registry
 from warehouse.lake import read_partition_files, write_partition_file
@@ -287,12 +287,7 @@ def gmv_challenger(
         metrics=metrics,
         extra=gmv.model_state(model),
     )
-    importance = registry.importance_frame(model.boosters)
-    png = importance_png(importance, f"{card.version}: feature importance (gain)")
-    path = registry.save(models.path, card, model.boosters, png)
-    model_registry.register(
-        engine, dataclasses.asdict(card), GATE.metric, str(path), context.run.run_id
-    )
+    path, png = store_candidate(context, warehouse, models, card, model.boosters, GATE)
     context.log.info(
         f"{card.version}: WMAPE {metrics['wmape']:.3f} "
         f"({metrics['ratio_to_naive']:.2f}× seasonal naive), coverage {metrics['coverage']:.2f} "
@@ -332,43 +327,6 @@ def beats_champion(
     return recorded(context, warehouse, gate_result(warehouse, models, MODEL, GATE, day))
 
 
-def gate_result(
-    warehouse: Warehouse, models: ModelStore, name: str, gate: registry.Gate, day: dt.date
-) -> dg.AssetCheckResult:
-    """Judge the candidate trained for `day` against the model in service; record the verdict."""
-    engine = warehouse.get_engine()
-    table = model_registry.models(engine, name)
-    candidate = table[pd.to_datetime(table["trained_for"]).dt.date == day]
-    if candidate.empty:
-        return dg.AssetCheckResult(
-            passed=True, description="no challenger was trained for this date (too little data)"
-        )
-    candidate = candidate.iloc[-1]
-    champion = model_registry.champion_before(engine, name, day + dt.timedelta(days=1))
-    if champion is not None and champion["version"] == candidate["version"]:
-        champion = model_registry.champion_before(engine, name, day)
-    # The tolerance and coverage bounds are the deployment's (ModelStore), the metric the model's.
-    bounds = None if gate.coverage_bounds is None else (models.coverage_low, models.coverage_high)
-    rule = dataclasses.replace(gate, tolerance=models.tolerance, coverage_bounds=bounds)
-    promote, why = registry.decide(
-        json.loads(candidate["metrics"]),
-        None if champion is None else json.loads(champion["metrics"]),
-        rule,
-    )
-    model_registry.judge(engine, name, candidate["version"], promote, why)
-    return dg.AssetCheckResult(
-        passed=promote,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=f"{candidate['version']}: {'promoted' if promote else 'rejected'}: {why}",
-        metadata={
-            "challenger": candidate["version"],
-            "champion": "none" if champion is None else champion["version"],
-            "challenger_metric": float(candidate["gate_value"]),
-            "champion_metric": float(champion["gate_value"]) if champion is not None else 0.0,
-        },
-    )
-
-
 @dg.asset(
     key=["ml", "gmv_champion"],
     group_name="ml",
@@ -384,28 +342,6 @@ def gate_result(
 def gmv_champion(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     require_upstream_passed(context, warehouse)
     return promote_candidate(context, warehouse, MODEL)
-
-
-def promote_candidate(
-    context: dg.AssetExecutionContext, warehouse: Warehouse, name: str
-) -> dg.MaterializeResult:
-    day = partition_dates(context)[-1]
-    engine = warehouse.get_engine()
-    table = model_registry.models(engine, name)
-    judged = table[(pd.to_datetime(table["trained_for"]).dt.date == day)]
-    judged = judged[judged["status"].isin(["candidate", "champion", "retired"])]
-    if judged.empty:
-        return dg.MaterializeResult(metadata={"promoted": False, "in_service": "unchanged"})
-    version = judged.iloc[-1]["version"]
-    model_registry.promote(engine, name, version, day)
-    context.log.info(f"{name}: {version} serves from {day + dt.timedelta(days=1)}")
-    return dg.MaterializeResult(
-        metadata={
-            "promoted": True,
-            "in_service": version,
-            "serves_from": str(day + dt.timedelta(days=1)),
-        }
-    )
 
 
 @functools.cache

@@ -4,7 +4,6 @@ The pure work is in ml/fans.py and ml/ranker.py; these assets read the clean tab
 write, and describe what happened.
 """
 
-import dataclasses
 import datetime as dt
 import functools
 import time
@@ -15,15 +14,14 @@ import dagster as dg
 import pandas as pd
 from sqlalchemy import Engine
 
-from assets.forecasting import gate_result, promote_candidate
 from assets.gates import recorded, require_upstream_passed
 from assets.metadata import frame_md, image, table_metadata
 from assets.partitions import daily_partitions, partition_dates, partition_label, single_run
+from assets.promotion import gate_result, promote_candidate, store_candidate
 from assets.resources import LandingZone, ModelStore, Pseudonymizer, Warehouse
 from ml import ranker, registry
 from ml.fans import FanHistory, fan_history, fans_as_of
 from ml.history import dated, local_midnight_utc, paid_increments
-from ml.plots import importance_png
 from warehouse import registry as model_registry
 from warehouse.ingest import viewer_keys
 from warehouse.schema import fan_segments as segments_table
@@ -300,13 +298,8 @@ def ranker_challenger(
         data_fingerprint=digest,
         metrics=metrics,
     )
-    boosters = {"ranker": evaluation.booster}
-    png = importance_png(
-        registry.importance_frame(boosters), f"{card.version}: feature importance (gain)"
-    )
-    path = registry.save(models.path, card, boosters, png)
-    model_registry.register(
-        engine, dataclasses.asdict(card), GATE.metric, str(path), context.run.run_id
+    path, png = store_candidate(
+        context, warehouse, models, card, {"ranker": evaluation.booster}, GATE
     )
     context.log.info(
         f"{card.version}: NDCG@{ranker.K} {metrics[GATE.metric]:.3f} "
@@ -380,6 +373,17 @@ def newest_plan_export(landing: LandingZone) -> dt.date | None:
     return max(dates, default=None)
 
 
+def planned_lineups(engine: Engine, day: dt.date) -> pd.DataFrame:
+    """The lineups of the plans exported on `day`, with each plan's room and planned prices."""
+    return read_frame(
+        engine,
+        "SELECT l.plan_id, p.room_id, l.sku, l.planned_price_fen AS price_fen, l.coupon_fen "
+        "FROM clean_plan_lineups l JOIN clean_plans p "
+        "ON p.plan_id = l.plan_id AND p.export_date = l.export_date WHERE l.export_date = :day",
+        {"day": day.isoformat()},
+    )
+
+
 @dg.asset(
     key=["serving", "product_recommendations"],
     group_name="serving",
@@ -413,13 +417,7 @@ def product_recommendations(
         context.log.warning(f"no ranker in service on {day}: no recommendations")
         return dg.MaterializeResult(metadata={"generated": False, "model": "none"})
     booster = _load(champion["artifact_path"])
-    lineups = read_frame(
-        engine,
-        "SELECT l.plan_id, p.room_id, l.sku, l.planned_price_fen AS price_fen, l.coupon_fen "
-        "FROM clean_plan_lineups l JOIN clean_plans p "
-        "ON p.plan_id = l.plan_id AND p.export_date = l.export_date WHERE l.export_date = :day",
-        {"day": day.isoformat()},
-    )
+    lineups = planned_lineups(engine, day)
     stamp = local_midnight_utc(day)
     started, scored, sample = time.perf_counter(), {"fans": 0, "rows": 0}, []
 

@@ -81,3 +81,12 @@ def test_a_paid_line_counts_from_the_export_that_first_shows_it_paid():
     assert gmv == [0.0, 10.0, 15.0]
     assert sessions_as_of(sessions, inc, None)["start_local"].iloc[0] == d("2026-11-01 20:00")
     assert local_midnight_utc(dt.date(2026, 11, 1)) == d("2026-11-01 16:00")
+
+
+def test_ranking_bench_scores_every_fan_for_the_whole_lineup() -> None:
+    """`make bench`'s ranking stage: every fan of its synthetic room gets the whole lineup."""
+    from scripts.bench_ranking import score_fans
+
+    result = score_fans(fans=400, products=5)
+    assert 0.9 * 400 < result["fans"] <= 400
+    assert result["rows"] == result["fans"] * 5

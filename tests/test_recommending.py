@@ -10,7 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from assets.recommending import BUCKETS, FAN_SEEN_DAYS, MODEL, history_of, read_fan_inputs
+from assets.recommending import (
+    BUCKETS,
+    FAN_SEEN_DAYS,
+    MODEL,
+    history_of,
+    planned_lineups,
+    read_fan_inputs,
+)
 from ml import ranker
 from ml.fans import fans_as_of, segment
 from tests.conftest import model_store, run_assets, sqlite_url
@@ -179,12 +186,7 @@ def test_training_twice_gives_the_same_ranker(inputs):
 def test_scoring_a_sixteenth_at_a_time_gives_the_same_ranks(rec_run, inputs):
     engine = make_engine(rec_run)
     booster = ranker.fit(*_small_training(inputs), 20)
-    lineups = read_frame(
-        engine,
-        "SELECT l.plan_id, p.room_id, l.sku, l.planned_price_fen AS price_fen, l.coupon_fen "
-        "FROM clean_plan_lineups l JOIN clean_plans p ON p.plan_id = l.plan_id "
-        f"AND p.export_date = l.export_date WHERE l.export_date = '{LAST}'",
-    )
+    lineups = planned_lineups(engine, DAY)
     history = history_of(inputs)
     fans = fans_as_of(history, DAY, FAN_SEEN_DAYS)
     whole = ranker.rank_for_fans(history, lineups, fans, DAY, inputs["products"], booster)

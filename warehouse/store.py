@@ -77,7 +77,7 @@ def _latest_export_view(table: str, keys: Sequence[str]) -> str:
 
 
 def _latest_stamp_view(table: str, stamp: str) -> str:
-    # One pass over the (plan_id, stamp) index, not a MAX per row: a generation of picks is
+    # One pass over the key (plan_id, stamp, ...), not a MAX per row: a generation of picks is
     # millions of rows.
     return (
         f"SELECT t.* FROM {table} t JOIN (SELECT plan_id, MAX({stamp}) AS latest FROM {table} "

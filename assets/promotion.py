@@ -1,0 +1,96 @@
+"""One registry and one promotion rule for every model: store a candidate, judge it against the
+model in service (a blocking check), put it in service from the next date."""
+
+import dataclasses
+import datetime as dt
+import json
+from pathlib import Path
+
+import dagster as dg
+import lightgbm as lgb
+import pandas as pd
+
+from assets.partitions import partition_dates
+from assets.resources import ModelStore, Warehouse
+from ml import registry
+from ml.plots import importance_png
+from warehouse import registry as model_registry
+
+
+def store_candidate(
+    context: dg.AssetExecutionContext,
+    warehouse: Warehouse,
+    models: ModelStore,
+    card: registry.ModelCard,
+    boosters: dict[str, lgb.Booster],
+    gate: registry.Gate,
+) -> tuple[Path, bytes]:
+    """Save the boosters, card and importance plot under the model store and list the version in
+    `model_registry` as a candidate; return the artifact folder and the plot."""
+    png = importance_png(
+        registry.importance_frame(boosters), f"{card.version}: feature importance (gain)"
+    )
+    path = registry.save(models.path, card, boosters, png)
+    model_registry.register(
+        warehouse.get_engine(), dataclasses.asdict(card), gate.metric, str(path), context.run.run_id
+    )
+    return path, png
+
+
+def gate_result(
+    warehouse: Warehouse, models: ModelStore, name: str, gate: registry.Gate, day: dt.date
+) -> dg.AssetCheckResult:
+    """Judge the candidate trained for `day` against the model in service; record the verdict."""
+    engine = warehouse.get_engine()
+    table = model_registry.models(engine, name)
+    candidate = table[pd.to_datetime(table["trained_for"]).dt.date == day]
+    if candidate.empty:
+        return dg.AssetCheckResult(
+            passed=True, description="no challenger was trained for this date (too little data)"
+        )
+    candidate = candidate.iloc[-1]
+    champion = model_registry.champion_before(engine, name, day + dt.timedelta(days=1))
+    if champion is not None and champion["version"] == candidate["version"]:
+        champion = model_registry.champion_before(engine, name, day)
+    # The tolerance and coverage bounds are the deployment's (ModelStore), the metric the model's.
+    bounds = None if gate.coverage_bounds is None else (models.coverage_low, models.coverage_high)
+    rule = dataclasses.replace(gate, tolerance=models.tolerance, coverage_bounds=bounds)
+    promote, why = registry.decide(
+        json.loads(candidate["metrics"]),
+        None if champion is None else json.loads(champion["metrics"]),
+        rule,
+    )
+    model_registry.judge(engine, name, candidate["version"], promote, why)
+    return dg.AssetCheckResult(
+        passed=promote,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=f"{candidate['version']}: {'promoted' if promote else 'rejected'}: {why}",
+        metadata={
+            "challenger": candidate["version"],
+            "champion": "none" if champion is None else champion["version"],
+            "challenger_metric": float(candidate["gate_value"]),
+            "champion_metric": float(champion["gate_value"]) if champion is not None else 0.0,
+        },
+    )
+
+
+def promote_candidate(
+    context: dg.AssetExecutionContext, warehouse: Warehouse, name: str
+) -> dg.MaterializeResult:
+    day = partition_dates(context)[-1]
+    engine = warehouse.get_engine()
+    table = model_registry.models(engine, name)
+    judged = table[(pd.to_datetime(table["trained_for"]).dt.date == day)]
+    judged = judged[judged["status"].isin(["candidate", "champion", "retired"])]
+    if judged.empty:
+        return dg.MaterializeResult(metadata={"promoted": False, "in_service": "unchanged"})
+    version = judged.iloc[-1]["version"]
+    model_registry.promote(engine, name, version, day)
+    context.log.info(f"{name}: {version} serves from {day + dt.timedelta(days=1)}")
+    return dg.MaterializeResult(
+        metadata={
+            "promoted": True,
+            "in_service": version,
+            "serves_from": str(day + dt.timedelta(days=1)),
+        }
+    )
