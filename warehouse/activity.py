@@ -35,9 +35,13 @@ def peak_events_per_minute(events: pd.DataFrame) -> pd.DataFrame:
             columns=["platform", "viewer_key", "event_date", "events", "peak_events_60s"]
         )
     frame = events[["platform", "viewer_key", "event_date", "ts"]].copy()
-    frame["viewer"] = frame.groupby(["platform", "viewer_key"], observed=True).ngroup()
+    # A window belongs to the viewer-day it is reported for: one starting just before local
+    # midnight must not count the next day's events (the peak would exceed the day's events).
+    frame["viewer"] = frame.groupby(
+        ["platform", "viewer_key", "event_date"], observed=True
+    ).ngroup()
     ms = pd.to_datetime(frame["ts"]).astype("datetime64[ms]").astype("int64").to_numpy()
-    # One sorted key per viewer and time: a 60 s window never spills into the next viewer.
+    # One sorted key per viewer-day and time: a 60 s window never spills into the next one.
     key = (frame["viewer"].to_numpy().astype(np.int64) << 42) + (ms - ms.min())
     order = np.argsort(key, kind="stable")
     sorted_key = key[order]
