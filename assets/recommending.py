@@ -35,6 +35,10 @@ FAN_SEEN_DAYS = 90  # recommendations go to the room's fans seen in the last 90 
 # Fans are scored a sixteenth at a time (the first hex digit of viewer_key): memory is bounded
 # by a bucket's history, not the whole fan base.
 BUCKETS = "0123456789abcdef"
+# Generations of picks older than this go when a new one is written: every plan's last picks
+# before its session stay four weeks for review, and the table stays bounded (a generation is
+# each planned lineup for every recent fan of its room: millions of rows a night).
+KEEP_DAYS = 28
 HISTORY_DEPS = [
     dg.AssetKey(["clean", name])
     for name in ("sessions", "lineups", "orders", "products", "viewer_activity")
@@ -207,7 +211,7 @@ def fan_segments(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.
             )
             context.log.debug(f"fan_segments: bucket {bucket}: {len(fans):,} fans")
 
-    written = write_partition_chunks(engine, segments_table, chunks(), "as_of_date", [day])
+    written, _ = write_partition_chunks(engine, segments_table, chunks(), "as_of_date", [day])
     tiers = (
         pd.concat(counts).groupby(level=[0, 1, 2]).sum().unstack(fill_value=0)
         if counts
@@ -396,7 +400,8 @@ def planned_lineups(engine: Engine, day: dt.date) -> pd.DataFrame:
         f"for each fan of its room seen in the last {FAN_SEEN_DAYS} days, by the ranker in "
         "service, stamped 24:00 local of the export date. Written for the newest plan export "
         "that has landed only: picks for sessions already past are never pushed, so a backfill "
-        "of past dates writes none."
+        f"of past dates writes none. Generations stamped over {KEEP_DAYS} days before the new "
+        "one are deleted in the same transaction."
     ),
 )
 def product_recommendations(
@@ -438,8 +443,13 @@ def product_recommendations(
                 sample.append(rows.head(10))
             yield rows
 
-    written = write_partition_chunks(
-        engine, recommendations_table, chunks(), "generated_at", [stamp]
+    written, pruned = write_partition_chunks(
+        engine,
+        recommendations_table,
+        chunks(),
+        "generated_at",
+        [stamp],
+        prune_before=stamp - dt.timedelta(days=KEEP_DAYS),
     )
     seconds = time.perf_counter() - started
     return dg.MaterializeResult(
@@ -453,6 +463,7 @@ def product_recommendations(
             "generated": True,
             "plans": int(lineups["plan_id"].nunique()),
             "fans_scored": scored["fans"],
+            "pruned_rows": pruned,
             "model_version": champion["version"],
             "seconds": round(seconds, 1),
             "rows_per_second": round(written / seconds) if seconds else 0,

@@ -10,8 +10,20 @@ import pytest
 from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError
 
-from warehouse.schema import clean_sessions, ops_ingest_ledger, session_scorecard
-from warehouse.store import create_schema, make_engine, read_frame, replace_newer, write_partition
+from warehouse.schema import (
+    clean_sessions,
+    ops_ingest_ledger,
+    product_recommendations,
+    session_scorecard,
+)
+from warehouse.store import (
+    create_schema,
+    make_engine,
+    read_frame,
+    replace_newer,
+    write_partition,
+    write_partition_chunks,
+)
 
 # shared/contract/serving-tables.md, column for column.
 SERVING_CONTRACT = {
@@ -167,3 +179,44 @@ def test_two_writers_of_one_partition_are_serialized_on_postgresql(postgres_url)
     create_schema(engine)
     got = _concurrent_writes(engine)
     assert len(got) == 1 and got["n"].iloc[0] == 300
+
+
+def test_chunked_write_replaces_its_generation_and_prunes_older_ones(engine):
+    def picks(stamp: str, plan: str, n: int) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "plan_id": plan,
+                "viewer_key": [f"v{i}" for i in range(n)],
+                "sku": "S1",
+                "rank": 1,
+                "score": 0.5,
+                "model_version": "m",
+                "generated_at": pd.Timestamp(stamp),
+                "run_id": stamp,
+            }
+        )
+
+    def write(stamp: str, chunks: list[pd.DataFrame], keep_days: int = 28) -> tuple[int, int]:
+        at = pd.Timestamp(stamp)
+        return write_partition_chunks(
+            engine,
+            product_recommendations,
+            iter(chunks),
+            "generated_at",
+            [at],
+            prune_before=at - pd.Timedelta(days=keep_days),
+        )
+
+    assert write("2026-10-01 16:00", [picks("2026-10-01 16:00", "P1", 3)]) == (3, 0)
+    assert write("2026-10-20 16:00", [picks("2026-10-20 16:00", "P2", 2)]) == (2, 0)
+    # A re-run of a generation replaces it, chunk by chunk; the first is past retention.
+    again = [picks("2026-10-30 16:00", "P2", 2), picks("2026-10-30 16:00", "P3", 4)]
+    assert write("2026-10-30 16:00", again) == (6, 3)
+    assert write("2026-10-30 16:00", again) == (6, 0)
+    got = read_frame(
+        engine,
+        "SELECT plan_id, COUNT(*) AS n FROM product_recommendations_latest GROUP BY plan_id",
+    )
+    assert dict(zip(got["plan_id"], got["n"], strict=True)) == {"P2": 2, "P3": 4}
+    stamps = read_frame(engine, "SELECT DISTINCT run_id FROM product_recommendations ORDER BY 1")
+    assert stamps["run_id"].tolist() == ["2026-10-20 16:00", "2026-10-30 16:00"]

@@ -178,21 +178,27 @@ def write_partition_chunks(
     chunks: Iterable[pd.DataFrame],
     partition_column: str,
     partitions: Iterable[object],
-) -> int:
+    prune_before: object | None = None,
+) -> tuple[int, int]:
     """`write_partition` for rows made in chunks (bounded memory): in one transaction the
     partitions are emptied, then each chunk is inserted as it comes; readers see the old rows
-    until every chunk is in, and nothing of a write that fails half way."""
+    until every chunk is in, and nothing of a write that fails half way. `prune_before`: in the
+    same transaction, rows whose partition value is older go (a retention window). Returns the
+    rows written and the rows pruned."""
     values = sorted(set(partitions))
-    written = 0
+    written = pruned = 0
     with engine.begin() as conn:
         write_partition(engine, table, pd.DataFrame(), partition_column, values, conn)
+        if prune_before is not None:
+            old = delete(table).where(table.c[partition_column] < prune_before)
+            pruned = conn.execute(old).rowcount
         for chunk in chunks:
             outside = set(chunk[partition_column].unique()) - set(values) if len(chunk) else set()
             if outside:
                 raise ValueError(f"{table.name}: rows outside the partitions being written")
             _insert(conn, table, chunk)
             written += len(chunk)
-    return written
+    return written, pruned
 
 
 def replace_newer(
