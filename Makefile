@@ -28,7 +28,7 @@ test: $(VENV)/.installed
 	bash scripts/ensure-postgres.sh
 	# Two workers, a test file each at a time (module fixtures stay in one process); OpenMP
 	# threads sleep instead of spinning while they wait, so two LightGBM trainings share cores.
-	OMP_WAIT_POLICY=passive $(VENV)/bin/pytest -q -n 2 --dist loadfile
+	OMP_WAIT_POLICY=passive $(VENV)/bin/pytest -q -n 2 --dist loadfile --durations=10
 
 ui: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster dev -m orchestration.definitions -h 127.0.0.1 -p 3000

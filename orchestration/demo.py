@@ -366,6 +366,19 @@ def recommending_summary(url: str) -> str:
     return "\n".join(lines)
 
 
+def scoring_figures(result: dg.ExecuteInProcessResult) -> str:
+    """How the last run scored and wrote the picks (from the asset's own metadata)."""
+    written = result.asset_materializations_for_node("serving__product_recommendations")
+    meta = {k: v.value for k, v in written[-1].metadata.items()} if written else {}
+    if not meta.get("generated"):
+        return "product_recommendations: not generated in the last run"
+    return (
+        f"product_recommendations: {meta['dagster/row_count']:,} rows for "
+        f"{meta['fans_scored']:,} fans scored and written in {meta['seconds']:.0f} s "
+        f"({meta['rows_per_second']:,} rows/s), {meta['pruned_rows']:,} older rows pruned"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--preset", default="demo", choices=sorted(PRESETS))
@@ -388,6 +401,7 @@ def main(argv: list[str] | None = None) -> None:
     print(truth_reconciliation(warehouse_url(), landing_dir().parent / "truth"))
     print(forecasting_summary(warehouse_url()))
     print(recommending_summary(warehouse_url()))
+    print(scoring_figures(result))
     print(f"\nData folder: {data_dir()}   ({time.perf_counter() - started:.0f} s in all)")
     print("Open the Dagster UI on the same instance and warehouse: make ui")
 

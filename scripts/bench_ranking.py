@@ -37,12 +37,14 @@ def synthetic_history(
             "is_test": False,
         }
     )
-    viewers = np.array([f"{k:016x}" for k in rng.integers(0, 2**62, fans)])
+    viewers = np.array([f"{k:016x}" for k in rng.choice(2**62, fans, replace=False)])
+    # Every fan watched at least once; three more visits each on average.
+    who = np.concatenate([np.arange(fans), rng.integers(0, fans, fans * 3)])
     visits = pd.DataFrame(
         {
-            "session_key": keys[rng.integers(0, sessions, fans * 4)],
-            "viewer_key": viewers[rng.integers(0, fans, fans * 4)],
-            "watch_s": rng.integers(20, 3600, fans * 4),
+            "session_key": keys[rng.integers(0, sessions, len(who))],
+            "viewer_key": viewers[who],
+            "watch_s": rng.integers(20, 3600, len(who)),
             "is_bot": False,
         }
     ).drop_duplicates(["session_key", "viewer_key"])

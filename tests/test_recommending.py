@@ -5,6 +5,7 @@ accuracy (that is `make demo`)."""
 from __future__ import annotations
 
 import datetime as dt
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,7 @@ from assets.recommending import (
 )
 from ml import ranker
 from ml.fans import fans_as_of, segment
+from orchestration.demo import scoring_figures
 from tests.conftest import model_store, run_assets, sqlite_url
 from warehouse import registry as model_registry
 from warehouse.store import make_engine, read_frame
@@ -33,7 +35,7 @@ def q(url: str, sql: str) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def rec_run(tiny_dirty, tmp_path_factory) -> str:
+def rec_run(tiny_dirty, tmp_path_factory) -> SimpleNamespace:
     """A backfill up to the day before the newest plan export trains the first ranker; the
     nightly run of the newest date serves its picks, and its own challenger (the gate asks for
     99 % better) is rejected."""
@@ -41,25 +43,24 @@ def rec_run(tiny_dirty, tmp_path_factory) -> str:
     landing = tiny_dirty / "landing"
     assert run_assets(landing, url, FIRST, TRAINED).success
     strict = model_store(landing, url, tolerance=-0.99)
-    run_assets(landing, url, LAST, models=strict)
-    return url
+    return SimpleNamespace(url=url, nightly=run_assets(landing, url, LAST, models=strict))
 
 
 def test_a_backfill_pushes_no_picks_and_the_newest_export_gets_them(rec_run):
-    stamps = q(rec_run, "SELECT DISTINCT generated_at FROM product_recommendations")
+    stamps = q(rec_run.url, "SELECT DISTINCT generated_at FROM product_recommendations")
     assert pd.to_datetime(stamps["generated_at"]).tolist() == [pd.Timestamp("2026-11-14 16:00")]
 
 
 def test_every_plan_is_ranked_for_every_recent_fan_of_its_room(rec_run):
-    recs = q(rec_run, "SELECT * FROM product_recommendations")
+    recs = q(rec_run.url, "SELECT * FROM product_recommendations")
     plans = q(
-        rec_run,
+        rec_run.url,
         "SELECT l.plan_id, p.room_id, l.sku FROM clean_plan_lineups l JOIN clean_plans p "
         "ON p.plan_id = l.plan_id AND p.export_date = l.export_date "
         f"WHERE l.export_date = '{LAST}'",
     )
     fans = q(
-        rec_run,
+        rec_run.url,
         f"SELECT room_id, viewer_key FROM fan_segments WHERE as_of_date = '{LAST}' "
         f"AND last_seen_days <= {FAN_SEEN_DAYS}",
     )
@@ -74,28 +75,32 @@ def test_every_plan_is_ranked_for_every_recent_fan_of_its_room(rec_run):
     by_fan = ranked.groupby(["plan_id", "viewer_key"], sort=False)
     assert (ranked["rank"].to_numpy() == by_fan.cumcount().to_numpy() + 1).all()
     assert (by_fan["score"].diff().dropna() <= 0).all()
-    latest = q(rec_run, "SELECT COUNT(*) AS n FROM product_recommendations_latest")
+    latest = q(rec_run.url, "SELECT COUNT(*) AS n FROM product_recommendations_latest")
     assert latest["n"].iloc[0] == len(recs)
+    # What `make demo` prints of the run comes from the asset's own metadata.
+    printed = scoring_figures(rec_run.nightly)
+    assert printed.startswith(f"product_recommendations: {len(recs):,} rows for ")
+    assert f"{recs['viewer_key'].nunique():,} fans scored" in printed
 
 
 def test_the_champion_serves_and_a_worse_challenger_is_rejected(rec_run):
-    models = model_registry.models(make_engine(rec_run), MODEL)
+    models = model_registry.models(make_engine(rec_run.url), MODEL)
     assert list(models["trained_for"].astype(str)) == [TRAINED, LAST]
     assert list(models["status"]) == ["champion", "rejected"]
     assert "worse by more than" in models.iloc[1]["decision"]
-    recs = q(rec_run, "SELECT DISTINCT model_version FROM product_recommendations")
+    recs = q(rec_run.url, "SELECT DISTINCT model_version FROM product_recommendations")
     assert recs["model_version"].tolist() == [models.iloc[0]["version"]]
 
 
 def test_fan_segments_follow_the_contract_rule(rec_run):
-    fans = q(rec_run, f"SELECT * FROM fan_segments WHERE as_of_date = '{LAST}'")
+    fans = q(rec_run.url, f"SELECT * FROM fan_segments WHERE as_of_date = '{LAST}'")
     assert len(fans) > 1000 and not fans.duplicated(["room_id", "viewer_key"]).any()
     rule = segment(fans["orders_365d"], fans["last_seen_days"], fans["sessions_28d"])
     assert (fans["segment"] == rule).all()
     assert {"core", "active", "potential"} <= set(fans["segment"])
     # Bots are no fans: a viewer seen only as a bot is absent.
     bots_only = q(
-        rec_run,
+        rec_run.url,
         "SELECT viewer_key FROM clean_viewer_sessions GROUP BY viewer_key "
         "HAVING MIN(CAST(is_bot AS INTEGER)) = 1",
     )
@@ -104,7 +109,7 @@ def test_fan_segments_follow_the_contract_rule(rec_run):
 
 @pytest.fixture(scope="module")
 def inputs(rec_run) -> dict:
-    return read_fan_inputs(make_engine(rec_run), DAY)
+    return read_fan_inputs(make_engine(rec_run.url), DAY)
 
 
 def examples_of(inputs: dict) -> pd.DataFrame:
@@ -184,7 +189,7 @@ def test_training_twice_gives_the_same_ranker(inputs):
 
 
 def test_scoring_a_sixteenth_at_a_time_gives_the_same_ranks(rec_run, inputs):
-    engine = make_engine(rec_run)
+    engine = make_engine(rec_run.url)
     booster = ranker.fit(*_small_training(inputs), 20)
     lineups = planned_lineups(engine, DAY)
     history = history_of(inputs)

@@ -45,6 +45,9 @@ def make_engine(url: str) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
+            # A generation of picks is gigabytes in one transaction: give the WAL file back
+            # after each checkpoint rather than keep it at its largest.
+            cur.execute("PRAGMA journal_size_limit=67108864")
             cur.close()
 
         return engine
