@@ -61,8 +61,9 @@ def test_every_plan_is_ranked_for_every_recent_fan_of_its_room(rec_run):
     )
     fans = q(
         rec_run.url,
+        # Seen in the 90 days ending the date (as the 365 of a fan): 0 … 89 days ago.
         f"SELECT room_id, viewer_key FROM fan_segments WHERE as_of_date = '{LAST}' "
-        f"AND last_seen_days <= {FAN_SEEN_DAYS}",
+        f"AND last_seen_days < {FAN_SEEN_DAYS}",
     )
     expected = fans.merge(plans, on="room_id")[["plan_id", "viewer_key", "sku"]]
     got = recs[["plan_id", "viewer_key", "sku"]]
