@@ -19,7 +19,7 @@ from assets.checks import verdict_result
 from assets.gates import recorded, require_upstream_passed
 from assets.metadata import frame_md, image, preview, table_metadata
 from assets.partitions import daily_partitions, partition_dates, partition_label, single_run
-from assets.promotion import gate_result, promote_candidate, store_candidate
+from assets.promotion import promotion_steps, store_candidate
 from assets.resources import Lake, ModelStore, Warehouse
 from ml import gmv, registry
 from ml.drift import PSI_ALERT, drift_table
@@ -309,39 +309,14 @@ def gmv_challenger(
     )
 
 
-@dg.asset_check(
-    asset=CHALLENGER_KEY,
-    name="beats_champion",
-    blocking=True,
-    partitions_def=daily_partitions,
-    description=(
-        f"The challenger's backtest WMAPE is at most {GATE.tolerance:.0%} worse than the "
-        "champion's and its [p10, p90] coverage is within bounds; otherwise it is rejected, the "
-        "champion keeps serving, and this check says why."
-    ),
+beats_champion, gmv_champion = promotion_steps(
+    MODEL,
+    CHALLENGER_KEY,
+    dg.AssetKey(["ml", "gmv_champion"]),
+    GATE,
+    f"The challenger's backtest WMAPE is at most {GATE.tolerance:.0%} worse than the "
+    "champion's and its [p10, p90] coverage is within bounds",
 )
-def beats_champion(
-    context: dg.AssetCheckExecutionContext, warehouse: Warehouse, models: ModelStore
-) -> dg.AssetCheckResult:
-    day = partition_dates(context)[-1]
-    return recorded(context, warehouse, gate_result(warehouse, models, MODEL, GATE, day))
-
-
-@dg.asset(
-    key=["ml", "gmv_champion"],
-    group_name="ml",
-    deps=[CHALLENGER_KEY],
-    partitions_def=daily_partitions,
-    backfill_policy=single_run,
-    kinds={"python"},
-    description=(
-        "Puts the challenger that passed `beats_champion` in service from the next date; "
-        "skipped when the check fails, so the champion keeps serving."
-    ),
-)
-def gmv_champion(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
-    require_upstream_passed(context, warehouse)
-    return promote_candidate(context, warehouse, MODEL)
 
 
 @functools.cache

@@ -10,7 +10,8 @@ import dagster as dg
 import lightgbm as lgb
 import pandas as pd
 
-from assets.partitions import partition_dates
+from assets.gates import recorded, require_upstream_passed
+from assets.partitions import daily_partitions, partition_dates, single_run
 from assets.resources import ModelStore, Warehouse
 from ml import registry
 from ml.plots import importance_png
@@ -94,3 +95,42 @@ def promote_candidate(
             "serves_from": str(day + dt.timedelta(days=1)),
         }
     )
+
+
+def promotion_steps(
+    name: str, challenger: dg.AssetKey, champion: dg.AssetKey, gate: registry.Gate, rule: str
+) -> tuple[dg.AssetChecksDefinition, dg.AssetsDefinition]:
+    """The blocking `beats_champion` check of a model's challenger (`rule`: how it is judged, for
+    the UI) and the asset that puts a passing challenger in service from the next date."""
+
+    @dg.asset_check(
+        asset=challenger,
+        name="beats_champion",
+        blocking=True,
+        partitions_def=daily_partitions,
+        description=f"{rule}; otherwise it is rejected, the champion keeps serving, and this "
+        "check says why.",
+    )
+    def beats_champion(
+        context: dg.AssetCheckExecutionContext, warehouse: Warehouse, models: ModelStore
+    ) -> dg.AssetCheckResult:
+        day = partition_dates(context)[-1]
+        return recorded(context, warehouse, gate_result(warehouse, models, name, gate, day))
+
+    @dg.asset(
+        key=champion,
+        group_name="ml",
+        deps=[challenger],
+        partitions_def=daily_partitions,
+        backfill_policy=single_run,
+        kinds={"python"},
+        description=(
+            "Puts the challenger that passed `beats_champion` in service from the next date; "
+            "skipped when the check fails, so the champion keeps serving."
+        ),
+    )
+    def in_service(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+        require_upstream_passed(context, warehouse)
+        return promote_candidate(context, warehouse, name)
+
+    return beats_champion, in_service

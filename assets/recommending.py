@@ -14,10 +14,10 @@ import dagster as dg
 import pandas as pd
 from sqlalchemy import Engine
 
-from assets.gates import recorded, require_upstream_passed
+from assets.gates import require_upstream_passed
 from assets.metadata import frame_md, image, table_metadata
 from assets.partitions import daily_partitions, partition_dates, partition_label, single_run
-from assets.promotion import gate_result, promote_candidate, store_candidate
+from assets.promotion import promotion_steps, store_candidate
 from assets.resources import LandingZone, ModelStore, Pseudonymizer, Warehouse
 from ml import ranker, registry
 from ml.fans import FanHistory, fan_history, fans_as_of
@@ -324,41 +324,14 @@ def ranker_challenger(
     )
 
 
-@dg.asset_check(
-    asset=RANKER_KEY,
-    name="beats_champion",
-    blocking=True,
-    partitions_def=daily_partitions,
-    description=(
-        f"The challenger's NDCG@{ranker.K} in the temporal evaluation is at most the tolerance "
-        "worse than the champion's (the same rule and registry as the forecaster); otherwise "
-        "it is rejected and the champion keeps serving."
-    ),
+ranker_beats_champion, ranker_champion = promotion_steps(
+    MODEL,
+    RANKER_KEY,
+    dg.AssetKey(["ml", "ranker_champion"]),
+    GATE,
+    f"The challenger's NDCG@{ranker.K} in the temporal evaluation is at most the tolerance "
+    "worse than the champion's (the same rule and registry as the forecaster)",
 )
-def ranker_beats_champion(
-    context: dg.AssetCheckExecutionContext, warehouse: Warehouse, models: ModelStore
-) -> dg.AssetCheckResult:
-    day = partition_dates(context)[-1]
-    return recorded(context, warehouse, gate_result(warehouse, models, MODEL, GATE, day))
-
-
-@dg.asset(
-    key=["ml", "ranker_champion"],
-    group_name="ml",
-    deps=[RANKER_KEY],
-    partitions_def=daily_partitions,
-    backfill_policy=single_run,
-    kinds={"python"},
-    description=(
-        "Puts the ranker that passed `beats_champion` in service from the next date; skipped "
-        "when the check fails, so the champion keeps serving."
-    ),
-)
-def ranker_champion(
-    context: dg.AssetExecutionContext, warehouse: Warehouse
-) -> dg.MaterializeResult:
-    require_upstream_passed(context, warehouse)
-    return promote_candidate(context, warehouse, MODEL)
 
 
 @functools.cache
