@@ -269,20 +269,27 @@ def step_failures(result: dg.ExecuteInProcessResult) -> list[str]:
     ]
 
 
-def forecasting_summary(url: str) -> str:
-    """The forecaster against its targets (issue 4), from the registry and the served tables."""
-    engine = make_engine(url)
+def registry_lines(engine, name: str, title: str) -> tuple[list[str], dict | None]:
+    """A model's versions in `model_registry` with their verdicts, and the latest's metrics
+    (None when none was trained)."""
     models = read_frame(
         engine,
         "SELECT version, status, decision, metrics FROM model_registry "
-        "WHERE model_name = 'gmv_forecaster' ORDER BY trained_for",
+        "WHERE model_name = :name ORDER BY trained_for",
+        {"name": name},
     )
-    if models.empty:
-        return "\nNo forecaster trained."
-    lines = ["", "GMV forecaster (model_registry):"]
+    lines = ["", f"{title} (model_registry):"]
     for row in models.itertuples():
         lines.append(f"  {row.version}  {row.status:9s} {row.decision}")
-    m = json.loads(models.iloc[-1]["metrics"])
+    return lines, None if models.empty else json.loads(models.iloc[-1]["metrics"])
+
+
+def forecasting_summary(url: str) -> str:
+    """The forecaster against its targets (issue 4), from the registry and the served tables."""
+    engine = make_engine(url)
+    lines, m = registry_lines(engine, "gmv_forecaster", "GMV forecaster")
+    if m is None:
+        return "\nNo forecaster trained."
     lines += [
         f"Backtest of the latest ({m['windows']:.0f} rolling windows, "
         f"{m['backtest_forecasts']:,.0f} forecasts, {m['seconds']:.0f} s training + backtest):",
@@ -323,17 +330,9 @@ def forecasting_summary(url: str) -> str:
 def recommending_summary(url: str) -> str:
     """The product ranker against its targets (issue 5), the fan tiers and the picks served."""
     engine = make_engine(url)
-    models = read_frame(
-        engine,
-        "SELECT version, status, decision, metrics FROM model_registry "
-        "WHERE model_name = 'product_ranker' ORDER BY trained_for",
-    )
-    if models.empty:
+    lines, m = registry_lines(engine, "product_ranker", "Product ranker")
+    if m is None:
         return "\nNo product ranker trained."
-    lines = ["", "Product ranker (model_registry):"]
-    for row in models.itertuples():
-        lines.append(f"  {row.version}  {row.status:9s} {row.decision}")
-    m = json.loads(models.iloc[-1]["metrics"])
     lines += [
         f"Temporal evaluation of the latest ({m['queries']:,} buyer queries of the last three "
         f"weeks, {m['seconds']:.0f} s training + evaluation):",
