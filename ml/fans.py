@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ml.history import to_local
+from ml.history import local_day
 
 SEGMENTS = ("core", "active", "potential", "dormant")
 FAN_DAYS = 365
@@ -40,10 +40,6 @@ class FanHistory:
     sku: pd.DataFrame  # room_id, viewer_key, sku, day, ACTION_SUMS
     room_sku: pd.DataFrame  # room_id, sku, day, ROOM_SKU_SUMS
     rooms: pd.DataFrame  # room_id, platform
-
-
-def local_day(ts: pd.Series) -> pd.Series:
-    return to_local(ts).dt.normalize()
 
 
 def fan_history(

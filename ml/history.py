@@ -22,6 +22,11 @@ def to_local(ts: pd.Series) -> pd.Series:
     return pd.to_datetime(ts) + pd.Timedelta(hours=8)
 
 
+def local_day(ts: pd.Series) -> pd.Series:
+    """UTC naive timestamps -> the local date, as a datetime64 at local midnight."""
+    return to_local(ts).dt.normalize()
+
+
 def local_midnight_utc(day: dt.date) -> pd.Timestamp:
     """24:00 local of `day`, as a naive UTC timestamp (the forecast stamp of the contract)."""
     return pd.Timestamp(day) + pd.Timedelta(hours=24 - 8)

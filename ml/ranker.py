@@ -24,9 +24,9 @@ from ml.fans import (
     SEGMENTS,
     FanHistory,
     fan_profiles,
-    local_day,
     sums_as_of,
 )
+from ml.history import local_day
 
 K = 5
 LABELS = {"none": 0, "click": 1, "cart": 2, "paid": 3}
