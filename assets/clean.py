@@ -7,21 +7,13 @@ import dagster as dg
 import pandas as pd
 from sqlalchemy import Engine
 
-from assets.gates import require_upstream_passed
 from assets.metadata import counts_table, table_metadata
-from assets.partitions import daily_partitions, partition_dates, partition_label, single_run
+from assets.partitions import partition_label
+from assets.publishing import Units, dated_asset
 from assets.resources import LandingZone, Pseudonymizer, Warehouse
-from warehouse.dialects import PLATFORMS
-from warehouse.ingest import (
-    CLEAN_TABLE,
-    CleanBatch,
-    LandingNotReady,
-    SchemaDriftError,
-    clean_brand_files,
-    clean_platform_exports,
-    require_ready,
-)
+from warehouse.ingest import CLEAN_TABLE, CleanBatch, clean_brand_files, clean_platform_exports
 from warehouse.integrity import enforce_known, enforce_refund_rules
+from warehouse.publications import ALL
 from warehouse.schema import metadata, ops_ingest_ledger, ops_quarantine
 from warehouse.store import first_export_dates, read_where_in, write_partition
 
@@ -41,14 +33,26 @@ REFERENCES = {
 }
 
 
-def publish(engine: Engine, table: str, batch: CleanBatch, days: list[dt.date]) -> None:
-    """Rows, quarantine and ledger of the dates, replaced together in one transaction."""
+def publish(
+    engine: Engine, table: str, batch: CleanBatch, days: dict[str | None, list[dt.date]]
+) -> None:
+    """Rows, quarantine and ledger of the published dates, replaced together in one transaction:
+    `days` per platform (None: the brand's files), so the other platforms' rows of those dates
+    stay as they are."""
     clean_table = metadata.tables[CLEAN_TABLE[table]]
     with engine.begin() as conn:
-        write_partition(engine, clean_table, batch.rows, "export_date", days, conn)
-        scope = {"table_name": table}
-        write_partition(engine, ops_quarantine, batch.quarantine, "export_date", days, conn, scope)
-        write_partition(engine, ops_ingest_ledger, batch.ledger, "export_date", days, conn, scope)
+        for platform, dates in days.items():
+            if not dates:
+                continue
+            own = {} if platform is None else {"platform": platform}
+            scope = {"table_name": table, **own}
+            for target, frame, narrow in (
+                (clean_table, batch.rows, own),
+                (ops_quarantine, batch.quarantine, scope),
+                (ops_ingest_ledger, batch.ledger, scope),
+            ):
+                mine = frame if platform is None else frame[frame["platform"] == platform]
+                write_partition(engine, target, mine, "export_date", dates, conn, narrow)
 
 
 def batch_metadata(table: str, batch: CleanBatch, days: list[dt.date]) -> dict[str, object]:
@@ -113,56 +117,53 @@ def apply_references(engine: Engine, table: str, batch: CleanBatch) -> CleanBatc
 def build_platform_asset(table: str) -> dg.AssetsDefinition:
     clean_table = metadata.tables[CLEAN_TABLE[table]]
 
-    @dg.asset(
+    @dated_asset(
+        per_platform=True,
+        cascade=False,
         name=CLEAN_ASSET_NAMES[table],
         key_prefix="clean",
         group_name="clean",
         deps=[dg.AssetKey(["clean", CLEAN_ASSET_NAMES.get(ref, ref)]) for ref in REFERENCES[table]],
-        partitions_def=daily_partitions,
-        backfill_policy=single_run,
         kinds={"python", "sql"},
         description=(
             f"The platforms' `{table}` exports of each date, typed (UTC times, integer fen), "
             "keyed and pseudonymised, one row per key per export date "
             f"(table `{clean_table.name}`, latest export per key in `{clean_table.name}_current`). "
             "Rows that cannot be typed or whose references are unknown go to `ops_quarantine`; "
-            "`ops_ingest_ledger` adds every file up."
+            "`ops_ingest_ledger` adds every file up. A platform-date whose folder has not landed "
+            "or whose file cannot be read fails alone, named in `ops_publications`."
         ),
     )
     def clean_asset(
         context: dg.AssetExecutionContext,
+        units: Units,
         landing_zone: LandingZone,
         warehouse: Warehouse,
         pseudonymizer: Pseudonymizer,
     ) -> dg.MaterializeResult:
-        require_upstream_passed(context, warehouse)
-        days = partition_dates(context)
         engine = warehouse.get_engine()
-        batches = []
-        for platform in PLATFORMS:
-            try:
-                for day in days:
-                    require_ready(landing_zone.path, platform, day)
-                batch = clean_platform_exports(
-                    landing_zone.path,
-                    platform,
-                    table,
-                    days,
-                    pseudonymizer.secret,
-                    context.run.run_id,
-                )
-            except (LandingNotReady, SchemaDriftError) as exc:
-                raise dg.Failure(description=str(exc), metadata={"platform": platform}) from exc
-            batch = apply_references(engine, table, batch)
-            batches.append(batch)
+        batches, published = [], {}
+        for platform in units.platforms:
+            batch, failures = clean_platform_exports(
+                landing_zone.path,
+                platform,
+                table,
+                units.ready_days(platform),
+                pseudonymizer.secret,
+                context.run.run_id,
+            )
+            for day, reason in failures.items():
+                units.fail(platform, day, reason)
+            batches.append(apply_references(engine, table, batch))
+            published[platform] = units.ready_days(platform)
             context.log.info(
-                f"{table}/{platform}: {len(days)} dates, "
+                f"{table}/{platform}: {len(published[platform])} dates, "
                 f"{int(batch.ledger['raw_rows'].sum())} raw rows, {len(batch.rows)} clean, "
-                f"{len(batch.quarantine)} quarantined"
+                f"{len(batch.quarantine)} quarantined, {len(failures)} dates failed"
             )
         batch = merge(table, batches)
-        publish(engine, table, batch, days)
-        return dg.MaterializeResult(metadata=batch_metadata(table, batch, days))
+        publish(engine, table, batch, published)
+        return dg.MaterializeResult(metadata=batch_metadata(table, batch, units.days))
 
     return clean_asset
 
@@ -170,32 +171,36 @@ def build_platform_asset(table: str) -> dg.AssetsDefinition:
 def build_brand_asset(
     table: str, name: str, references: list[str], description: str
 ) -> dg.AssetsDefinition:
-    """Assets of the brand's own files: the catalogue and the plan exports."""
+    """Assets of the brand's own files: the catalogue and the plan exports (whole-date units:
+    a bad plan file holds every platform's plan matching and forecasts of its date)."""
 
-    @dg.asset(
+    @dated_asset(
+        per_platform=False,
+        cascade=False,
         key=["clean", name],
         group_name="clean",
         deps=[dg.AssetKey(["clean", ref]) for ref in references],
-        partitions_def=daily_partitions,
-        backfill_policy=single_run,
         kinds={"python", "sql"},
         description=description,
     )
     def brand_asset(
-        context: dg.AssetExecutionContext, landing_zone: LandingZone, warehouse: Warehouse
+        context: dg.AssetExecutionContext,
+        units: Units,
+        landing_zone: LandingZone,
+        warehouse: Warehouse,
     ) -> dg.MaterializeResult:
-        days = partition_dates(context)
         engine = warehouse.get_engine()
-        try:
-            batch = clean_brand_files(landing_zone.path, table, days, context.run.run_id)
-        except (LandingNotReady, SchemaDriftError) as exc:
-            raise dg.Failure(description=str(exc)) from exc
+        batch, failures = clean_brand_files(
+            landing_zone.path, table, units.ready_days(), context.run.run_id
+        )
+        for day, reason in failures.items():
+            units.fail(ALL, day, reason)
         batch = apply_references(engine, table, batch)
-        publish(engine, table, batch, days)
+        publish(engine, table, batch, {None: units.ready_days()})
         files = sorted(batch.ledger["source_file"])
         return dg.MaterializeResult(
             metadata={
-                **batch_metadata(table, batch, days),
+                **batch_metadata(table, batch, units.days),
                 "files": ", ".join(files[-5:]) or "none",
             }
         )

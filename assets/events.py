@@ -5,9 +5,9 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from assets.gates import require_upstream_passed
 from assets.metadata import counts_table, table_metadata
-from assets.partitions import daily_partitions, partition_dates, partition_label, single_run
+from assets.partitions import partition_label
+from assets.publishing import Units, dated_asset
 from assets.resources import Lake, LandingZone, Pseudonymizer, Warehouse
 from warehouse.activity import (
     bot_viewer_days,
@@ -47,35 +47,39 @@ def sessions_known_by(engine, day: dt.date) -> pd.DataFrame:
     return latest_per_key(rows, ["session_key"])
 
 
-@dg.asset(
+@dated_asset(
+    per_platform=True,
+    cascade=False,
     key=["clean", "events"],
     group_name="clean",
     deps=[dg.AssetKey(["clean", "sessions"])],
-    partitions_def=daily_partitions,
-    backfill_policy=single_run,
     kinds={"python", "parquet"},
     description=(
         "The tracking events of each folder, typed (UTC `ts`, local `event_date`), checked "
         "against their session (known, within 10 minutes of its time), deduplicated by event_id "
         "across the folder and the two before it, pseudonymised, stored as Parquet "
-        "(`lake/events/export_date=<date>/part.parquet`). Rejected lines go to `ops_quarantine`."
+        "(`lake/events/export_date=<date>/part.parquet`). Rejected lines go to `ops_quarantine`. "
+        "A platform's parts are read once its sessions of the date are published."
     ),
 )
 def events(
     context: dg.AssetExecutionContext,
+    units: Units,
     warehouse: Warehouse,
     lake: Lake,
     landing_zone: LandingZone,
     pseudonymizer: Pseudonymizer,
 ) -> dg.MaterializeResult:
-    require_upstream_passed(context, warehouse)
-    days = partition_dates(context)
+    days = units.days
     engine = warehouse.get_engine()
     totals = {"rows": 0, "duplicates": 0, "quarantined": 0, "raw": 0}
     reasons: list[pd.Series] = []
     last_rows = pd.DataFrame()
     recent: dict[dt.date, pd.Series] = {}  # event ids of the folders just processed
     for n, day in enumerate(days, start=1):
+        platforms = units.ready_on(day)
+        if not platforms:
+            continue
         before = [day - dt.timedelta(days=k) for k in range(1, LATE_FOLDERS + 1)]
         for earlier_day in before:
             if earlier_day not in recent:
@@ -85,26 +89,30 @@ def events(
         try:
             batch = clean_event_folder(
                 landing_zone.path, day, sessions_known_by(engine, day), earlier,
-                pseudonymizer.secret, context.run.run_id,
+                pseudonymizer.secret, context.run.run_id, platforms,
             )  # fmt: skip
         except LandingNotReady as exc:
-            raise dg.Failure(description=str(exc)) from exc
+            for platform in platforms:
+                units.fail(platform, day, str(exc))
+            continue
         with engine.begin() as conn:
-            scope = {"table_name": EVENTS}
+            scope = {"table_name": EVENTS, "platform": platforms}
             write_partition(
                 engine, ops_quarantine, batch.quarantine, "export_date", [day], conn, scope
             )
             write_partition(
                 engine, ops_ingest_ledger, batch.ledger, "export_date", [day], conn, scope
             )
-            write_partition_file(lake.path, EVENTS, day, batch.rows)
+            write_partition_file(lake.path, EVENTS, day, batch.rows, platforms)
         totals["rows"] += len(batch.rows)
         totals["duplicates"] += int(batch.ledger["duplicate_rows"].sum())
         totals["quarantined"] += len(batch.quarantine)
         totals["raw"] += int(batch.ledger["raw_rows"].sum())
         reasons.append(batch.quarantine["reason"])
         last_rows = batch.rows
-        recent[day] = batch.rows["event_id"].astype(str)
+        whole = len(platforms) == len(units.platforms)  # else the file kept others' rows
+        ids = batch.rows if whole else read_partition_files(lake.path, EVENTS, [day], ["event_id"])
+        recent[day] = ids["event_id"].astype(str)
         recent.pop(day - dt.timedelta(days=LATE_FOLDERS), None)
         if n % 30 == 0 or n == len(days):
             context.log.info(
@@ -120,29 +128,36 @@ def events(
             "quarantined_events": totals["quarantined"],
             "quarantined_by_reason": counts_table(reason_counts, "reason"),
             "parquet": str(partition_path(lake.path, EVENTS, days[-1])),
-            "preview": dg.MetadataValue.md(last_rows.head(5).astype(str).to_markdown(index=False)),
+            "preview": dg.MetadataValue.md(last_rows.head(5).astype(str).to_markdown(index=False))
+            if len(last_rows)
+            else "_no rows_",
         }
     )
 
 
-def _touched(lake: Lake, days: list[dt.date], column: str) -> pd.Series:
-    """Values of `column` in the window's event folders, with the last folder date holding each."""
+def _touched(
+    lake: Lake, days: list[dt.date], column: str, platforms: tuple[str, ...]
+) -> pd.DataFrame:
+    """(platform, value of `column`) pairs in the window's event folders of `platforms`, with
+    the last folder date holding each: what the window restates, and as of when."""
     frames = [
-        read_partition_files(lake.path, EVENTS, [day], [column]).assign(folder=day) for day in days
+        read_partition_files(lake.path, EVENTS, [day], ["platform", column]).assign(folder=day)
+        for day in days
     ]
     seen = pd.concat(frames, ignore_index=True)
+    seen = seen[seen["platform"].astype(str).isin(platforms)]
     if seen.empty:
-        return pd.Series(dtype=object)
-    seen[column] = seen[column].astype(str)
-    return seen.groupby(column)["folder"].max()
+        return pd.DataFrame(columns=["platform", column, "folder"])
+    seen = seen.assign(platform=seen["platform"].astype(str), **{column: seen[column].astype(str)})
+    return seen.groupby(["platform", column], as_index=False)["folder"].max()
 
 
-@dg.asset(
+@dated_asset(
+    per_platform=True,
+    cascade=True,
     key=["clean", "bot_viewers"],
     group_name="clean",
     deps=[dg.AssetKey(["clean", "events"])],
-    partitions_def=daily_partitions,
-    backfill_policy=single_run,
     kinds={"python", "sql"},
     description=(
         "`clean_bot_viewers`: viewer-days with more than 60 events in some 60 seconds (a human "
@@ -150,32 +165,42 @@ def _touched(lake: Lake, days: list[dt.date], column: str) -> pd.Series:
     ),
 )
 def bot_viewers(
-    context: dg.AssetExecutionContext, warehouse: Warehouse, lake: Lake
+    context: dg.AssetExecutionContext, units: Units, warehouse: Warehouse, lake: Lake
 ) -> dg.MaterializeResult:
-    require_upstream_passed(context, warehouse)
-    days = partition_dates(context)
-    touched = _touched(lake, days, "event_date")
-    if touched.empty:
-        return dg.MaterializeResult(
-            metadata={"dagster/row_count": 0, "partition": partition_label(days)}
+    found, restated_dates, written = [], 0, 0
+    for days, platforms in units.windows():
+        touched = _touched(lake, days, "event_date", platforms)
+        if touched.empty:
+            continue
+        dates = sorted({dt.date.fromisoformat(d) for d in touched["event_date"]})
+        folders = [dates[0] + dt.timedelta(days=k) for k in range((days[-1] - dates[0]).days + 1)]
+        columns = ["platform", "viewer_key", "event_date", "ts"]
+        loaded = read_partition_files(lake.path, EVENTS, folders, columns)
+        loaded = loaded[
+            loaded["event_date"].isin(dates) & loaded["platform"].astype(str).isin(platforms)
+        ]
+        bots = bot_viewer_days(loaded)
+        # As of the last folder that touched the platform's date; every touched platform-date is
+        # restated, also the ones that now have no bot.
+        restated = touched.rename(columns={"folder": "as_of_date"})
+        restated["event_date"] = restated["event_date"].map(dt.date.fromisoformat)
+        bots = bots.astype({"platform": str}).merge(restated, on=["platform", "event_date"])
+        bots["run_id"] = context.run.run_id
+        written += replace_newer(
+            warehouse.get_engine(),
+            clean_bot_viewers,
+            bots,
+            ["platform", "event_date"],
+            "as_of_date",
+            restated,
         )
-    dates = sorted(dt.date.fromisoformat(d) for d in touched.index)
-    folders = [dates[0] + dt.timedelta(days=k) for k in range((days[-1] - dates[0]).days + 1)]
-    columns = ["platform", "viewer_key", "event_date", "ts"]
-    loaded = read_partition_files(lake.path, EVENTS, folders, columns)
-    loaded = loaded[loaded["event_date"].isin(dates)]
-    bots = bot_viewer_days(loaded)
-    bots["as_of_date"] = bots["event_date"].astype(str).map(touched)
-    bots["run_id"] = context.run.run_id
-    # Every touched date is restated, also the ones that now have no bot.
-    restated = pd.DataFrame({"event_date": dates, "as_of_date": [touched[str(d)] for d in dates]})
-    written = replace_newer(
-        warehouse.get_engine(), clean_bot_viewers, bots, ["event_date"], "as_of_date", restated
-    )
+        found.append(bots)
+        restated_dates += len(restated)
+    bots = pd.concat(found, ignore_index=True) if found else pd.DataFrame()
     return dg.MaterializeResult(
         metadata={
-            **table_metadata(clean_bot_viewers, bots, partition_label(days)),
-            "event_dates_restated": len(dates),
+            **table_metadata(clean_bot_viewers, bots, partition_label(units.days)),
+            "platform_dates_restated": restated_dates,
             "rows_written": written,
             "bot_viewer_days": len(bots),
             "max_events_in_60s": int(bots["peak_events_60s"].max()) if len(bots) else 0,
@@ -183,12 +208,12 @@ def bot_viewers(
     )
 
 
-@dg.asset(
+@dated_asset(
+    per_platform=True,
+    cascade=True,
     key=["clean", "viewer_activity"],
     group_name="clean",
     deps=[dg.AssetKey(["clean", "events"]), dg.AssetKey(["clean", "bot_viewers"])],
-    partitions_def=daily_partitions,
-    backfill_policy=single_run,
     kinds={"python", "sql"},
     description=(
         "What each viewer did in each session: `clean_viewer_sessions` (watch seconds, enters, "
@@ -198,48 +223,53 @@ def bot_viewers(
     ),
 )
 def viewer_activity(
-    context: dg.AssetExecutionContext, warehouse: Warehouse, lake: Lake
+    context: dg.AssetExecutionContext, units: Units, warehouse: Warehouse, lake: Lake
 ) -> dg.MaterializeResult:
-    require_upstream_passed(context, warehouse)
-    days = partition_dates(context)
     engine = warehouse.get_engine()
-    touched = _touched(lake, days, "session_key")
-    if touched.empty:
-        return dg.MaterializeResult(
-            metadata={"dagster/row_count": 0, "partition": partition_label(days)}
+    all_sessions, written, products_n, recomputed = [], 0, 0, 0
+    for days, platforms in units.windows():
+        touched = _touched(lake, days, "session_key", platforms)
+        if touched.empty:
+            continue
+        as_of = touched.set_index("session_key")["folder"]
+        # A session's events lie in the folders from its start to two days after its end.
+        first = days[0] - dt.timedelta(days=LATE_FOLDERS + 2)
+        folders = [first + dt.timedelta(days=k) for k in range((days[-1] - first).days + 1)]
+        loaded = read_partition_files(lake.path, EVENTS, folders)
+        loaded = loaded[loaded["session_key"].astype(str).isin(as_of.index)]
+        bots = read_frame(engine, "SELECT platform, viewer_key, event_date FROM clean_bot_viewers")
+        bots["event_date"] = pd.to_datetime(bots["event_date"]).dt.date
+        sessions = viewer_sessions(loaded, bots)
+        products = viewer_products(loaded)
+        for frame in (sessions, products):
+            frame["as_of_date"] = frame["session_key"].astype(str).map(as_of)
+            frame["run_id"] = context.run.run_id
+        written += replace_newer(
+            engine, clean_viewer_sessions, sessions, ["session_key"], "as_of_date"
         )
-    # A session's events lie in the folders from its start to two days after its end.
-    first = days[0] - dt.timedelta(days=LATE_FOLDERS + 2)
-    folders = [first + dt.timedelta(days=k) for k in range((days[-1] - first).days + 1)]
-    loaded = read_partition_files(lake.path, EVENTS, folders)
-    loaded = loaded[loaded["session_key"].astype(str).isin(touched.index)]
-    bots = read_frame(engine, "SELECT platform, viewer_key, event_date FROM clean_bot_viewers")
-    bots["event_date"] = pd.to_datetime(bots["event_date"]).dt.date
-    sessions = viewer_sessions(loaded, bots)
-    products = viewer_products(loaded)
-    for frame in (sessions, products):
-        frame["as_of_date"] = frame["session_key"].astype(str).map(touched)
-        frame["run_id"] = context.run.run_id
-    written = replace_newer(engine, clean_viewer_sessions, sessions, ["session_key"], "as_of_date")
-    replace_newer(engine, clean_viewer_products, products, ["session_key"], "as_of_date")
-    context.log.info(f"viewer_activity: {len(touched)} sessions, {len(sessions):,} viewer-sessions")
+        replace_newer(engine, clean_viewer_products, products, ["session_key"], "as_of_date")
+        all_sessions.append(sessions)
+        products_n += len(products)
+        recomputed += len(as_of)
+    sessions = pd.concat(all_sessions, ignore_index=True) if all_sessions else pd.DataFrame()
+    context.log.info(f"viewer_activity: {recomputed} sessions, {len(sessions):,} viewer-sessions")
     return dg.MaterializeResult(
         metadata={
-            **table_metadata(clean_viewer_sessions, sessions, partition_label(days)),
-            "sessions_recomputed": len(touched),
+            **table_metadata(clean_viewer_sessions, sessions, partition_label(units.days)),
+            "sessions_recomputed": recomputed,
             "viewer_sessions_written": written,
-            "viewer_product_rows": len(products),
-            "bot_viewer_sessions": int(sessions["is_bot"].sum()),
+            "viewer_product_rows": products_n,
+            "bot_viewer_sessions": int(sessions["is_bot"].sum()) if len(sessions) else 0,
         }
     )
 
 
-@dg.asset(
+@dated_asset(
+    per_platform=True,
+    cascade=True,
     key=["clean", "viewers"],
     group_name="clean",
     deps=[dg.AssetKey(["clean", n]) for n in ("viewer_activity", "orders", "bot_viewers")],
-    partitions_def=daily_partitions,
-    backfill_policy=single_run,
     kinds={"python", "sql"},
     description=(
         "`clean_viewers`: one row per pseudonymised viewer: first and last seen, sessions and "
@@ -247,11 +277,31 @@ def viewer_activity(
         "Restated for every viewer a partition's activity or orders touch."
     ),
 )
-def viewers(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
-    require_upstream_passed(context, warehouse)
-    days = partition_dates(context)
+def viewers(
+    context: dg.AssetExecutionContext, units: Units, warehouse: Warehouse
+) -> dg.MaterializeResult:
     engine = warehouse.get_engine()
-    window = {"first": days[0].isoformat(), "last": days[-1].isoformat()}
+    restated, written = [], 0
+    for days, platforms in units.windows():
+        window = {"first": days[0].isoformat(), "last": days[-1].isoformat()}
+        profiles = viewer_profiles_of(engine, window)
+        profiles = profiles[profiles["platform"].isin(platforms)].assign(run_id=context.run.run_id)
+        written += replace_newer(engine, clean_viewers, profiles, ["viewer_key"], "as_of_date")
+        restated.append(profiles)
+    profiles = pd.concat(restated, ignore_index=True) if restated else pd.DataFrame()
+    return dg.MaterializeResult(
+        metadata={
+            **table_metadata(clean_viewers, profiles, partition_label(units.days)),
+            "viewers_restated": written,
+            "buyers": int((profiles["paid_lines"] > 0).sum()) if len(profiles) else 0,
+            "bots": int((profiles["bot_days"] > 0).sum()) if len(profiles) else 0,
+        }
+    )
+
+
+def viewer_profiles_of(engine, window: dict[str, str]) -> pd.DataFrame:
+    """`clean_viewers` rows of every viewer whose activity or orders [first, last] touched, as
+    of the last date that touched each (a backfill writes what nightly runs would)."""
     touched = (
         "SELECT viewer_key FROM clean_viewer_sessions WHERE as_of_date BETWEEN :first AND :last "
         "UNION SELECT viewer_key FROM clean_orders WHERE export_date BETWEEN :first AND :last"
@@ -265,11 +315,16 @@ def viewers(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Mater
     # A session's room never changes between its exports: any export of it will do.
     rooms = read_frame(engine, "SELECT DISTINCT session_key, room_id FROM clean_sessions")
     activity = activity.merge(rooms.drop_duplicates("session_key"), on="session_key", how="left")
-    orders = read_frame(
-        engine,
-        "SELECT viewer_key, platform, paid_at, paid_fen, province, city, created_at "
-        f"FROM clean_orders_current WHERE viewer_key IN ({touched})",
-        window,
+    # Each order line's latest state as exported by the window's last date.
+    orders = latest_per_key(
+        read_frame(
+            engine,
+            "SELECT order_key, export_date, source_line, viewer_key, platform, paid_at, "
+            "paid_fen, province, city, created_at FROM clean_orders "
+            f"WHERE export_date <= :last AND viewer_key IN ({touched})",
+            window,
+        ),
+        ["order_key"],
     )
     bots = read_frame(
         engine,
@@ -289,16 +344,4 @@ def viewers(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Mater
         .max()
     )
     profiles = viewer_profiles(activity, orders, bots)
-    # As of the last date that touched the viewer: a backfill writes what nightly runs would.
-    profiles = profiles.assign(
-        as_of_date=profiles["viewer_key"].map(touched_on), run_id=context.run.run_id
-    )
-    written = replace_newer(engine, clean_viewers, profiles, ["viewer_key"], "as_of_date")
-    return dg.MaterializeResult(
-        metadata={
-            **table_metadata(clean_viewers, profiles, partition_label(days)),
-            "viewers_restated": written,
-            "buyers": int((profiles["paid_lines"] > 0).sum()),
-            "bots": int((profiles["bot_days"] > 0).sum()),
-        }
-    )
+    return profiles.assign(as_of_date=profiles["viewer_key"].map(touched_on))

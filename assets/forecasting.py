@@ -16,10 +16,11 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from assets.checks import verdict_result
-from assets.gates import recorded, require_upstream_passed
+from assets.gates import recorded
 from assets.metadata import frame_md, image, preview, table_metadata
-from assets.partitions import daily_partitions, partition_dates, partition_label, single_run
+from assets.partitions import daily_partitions, partition_dates, partition_label
 from assets.promotion import promotion_steps, store_candidate
+from assets.publishing import Units, dated_asset
 from assets.resources import Lake, ModelStore, Warehouse
 from ml import gmv, registry
 from ml.drift import PSI_ALERT, drift_table
@@ -87,15 +88,15 @@ def read_features(lake: Lake, days: list[dt.date]) -> pd.DataFrame:
     return rows
 
 
-@dg.asset(
+@dated_asset(
+    per_platform=True,
+    cascade=True,
     key=FEATURES_KEY,
     group_name="features",
     deps=[
         dg.AssetKey(["clean", name])
         for name in ("plans", "plan_lineups", "products", "sessions", "orders")
     ],
-    partitions_def=daily_partitions,
-    backfill_policy=single_run,
     kinds={"python", "parquet"},
     description=(
         "One row per plan exported on the date (horizon 1–7 days), described only by what was "
@@ -105,10 +106,9 @@ def read_features(lake: Lake, days: list[dt.date]) -> pd.DataFrame:
     ),
 )
 def gmv_features(
-    context: dg.AssetExecutionContext, warehouse: Warehouse, lake: Lake
+    context: dg.AssetExecutionContext, units: Units, warehouse: Warehouse, lake: Lake
 ) -> dg.MaterializeResult:
-    require_upstream_passed(context, warehouse)
-    days = partition_dates(context)
+    days = units.days
     engine = warehouse.get_engine()
     last = days[-1]
     sessions, increments = history_inputs(engine, last)
@@ -127,8 +127,12 @@ def gmv_features(
         frame["export_date"] = dated(frame["export_date"])
     written = []
     for n, day in enumerate(days, start=1):
+        ready = units.ready_on(day)
+        if not ready:
+            continue
         rows = build_features(day, plans, lineups, products, sessions, increments)
-        write_partition_file(lake.path, FEATURES_DATASET, day, rows)
+        rows = rows[rows["platform"].isin(ready)]
+        write_partition_file(lake.path, FEATURES_DATASET, day, rows, ready)
         written.append(rows)
         if n % 30 == 0 or n == len(days):
             context.log.info(
@@ -226,12 +230,12 @@ def oracle_frame(models: ModelStore) -> pd.DataFrame | None:
     )
 
 
-@dg.asset(
+@dated_asset(
+    per_platform=False,
+    cascade=True,
     key=CHALLENGER_KEY,
     group_name="ml",
     deps=[FEATURES_KEY, dg.AssetKey(["clean", "session_plans"])],
-    partitions_def=daily_partitions,
-    backfill_policy=single_run,
     kinds={"python", "lightgbm"},
     description=(
         "Trains a forecaster on what was known on the partition's (last) date, after a "
@@ -241,10 +245,13 @@ def oracle_frame(models: ModelStore) -> pd.DataFrame | None:
     ),
 )
 def gmv_challenger(
-    context: dg.AssetExecutionContext, warehouse: Warehouse, lake: Lake, models: ModelStore
+    context: dg.AssetExecutionContext,
+    units: Units,
+    warehouse: Warehouse,
+    lake: Lake,
+    models: ModelStore,
 ) -> dg.MaterializeResult:
-    require_upstream_passed(context, warehouse)
-    day = partition_dates(context)[-1]
+    day = units.ready_days()[-1]
     engine = warehouse.get_engine()
     started = time.perf_counter()
     features = read_features(lake, all_days(day))
@@ -330,12 +337,12 @@ def half_up(values: pd.Series) -> pd.Series:
     return np.floor(values.astype(float) * 100 + 0.5) / 100
 
 
-@dg.asset(
+@dated_asset(
+    per_platform=True,
+    cascade=True,
     key=["serving", "session_gmv_forecast"],
     group_name="serving",
     deps=[FEATURES_KEY],
-    partitions_def=daily_partitions,
-    backfill_policy=single_run,
     kinds={"sql"},
     description=(
         "`session_gmv_forecast`: p10/p50/p90 of paid GMV for every plan of the date's plan "
@@ -344,15 +351,16 @@ def half_up(values: pd.Series) -> pd.Series:
     ),
 )
 def session_gmv_forecast(
-    context: dg.AssetExecutionContext, warehouse: Warehouse, lake: Lake
+    context: dg.AssetExecutionContext, units: Units, warehouse: Warehouse, lake: Lake
 ) -> dg.MaterializeResult:
-    require_upstream_passed(context, warehouse)
-    days = partition_dates(context)
+    days = units.days
     engine = warehouse.get_engine()
-    frames, without_model, versions = [], [], set()
+    frames, without_model, versions, written = [], [], set(), 0
     for day in days:
+        ready = units.ready_on(day)
         champion = model_registry.champion_before(engine, MODEL, day)
         rows = read_features(lake, [day])
+        rows = rows[rows["platform"].isin(ready)] if len(rows) else rows
         if champion is None or rows.empty:
             without_model += [day] if champion is None else []
             continue
@@ -377,8 +385,13 @@ def session_gmv_forecast(
         if frames
         else pd.DataFrame(columns=[c.name for c in forecast_table.columns])
     )
-    stamps = [local_midnight_utc(day) for day in days]
-    written = write_partition(engine, forecast_table, out, "forecast_made_at", stamps)
+    # Each platform's forecasts of its published dates are replaced; the others' stay.
+    for platform in units.platforms:
+        stamps = [local_midnight_utc(day) for day in units.ready_days(platform)]
+        mine = out[out["platform"] == platform]
+        written += write_partition(
+            engine, forecast_table, mine, "forecast_made_at", stamps, scope={"platform": platform}
+        )
     if without_model:
         context.log.warning(
             f"no model in service on {len(without_model)} dates ({without_model[0]} …): "
@@ -425,7 +438,9 @@ def score_forecasts(
     )
 
 
-@dg.asset(
+@dated_asset(
+    per_platform=True,
+    cascade=True,
     key=["serving", "forecast_accuracy"],
     group_name="serving",
     deps=[
@@ -433,8 +448,6 @@ def score_forecasts(
         dg.AssetKey(["serving", "session_scorecard"]),
         dg.AssetKey(["clean", "session_plans"]),
     ],
-    partitions_def=daily_partitions,
-    backfill_policy=single_run,
     kinds={"sql"},
     description=(
         "`forecast_accuracy`: every forecast whose planned start + 3 h has passed by the end of "
@@ -444,32 +457,36 @@ def score_forecasts(
     ),
 )
 def forecast_accuracy(
-    context: dg.AssetExecutionContext, warehouse: Warehouse
+    context: dg.AssetExecutionContext, units: Units, warehouse: Warehouse
 ) -> dg.MaterializeResult:
-    require_upstream_passed(context, warehouse)
-    days = partition_dates(context)
+    days = units.days
     engine = warehouse.get_engine()
-    cutoff = local_midnight_utc(days[-1]) - SCORED_AFTER
-    since = local_midnight_utc(days[0] - dt.timedelta(days=RESTATE_DAYS + 1))
-    forecasts = read_frame(
-        engine,
-        "SELECT * FROM session_gmv_forecast WHERE planned_start BETWEEN :since AND :cutoff",
-        {"since": since.to_pydatetime(), "cutoff": cutoff.to_pydatetime()},
-    )
     matches = read_frame(
         engine, "SELECT plan_id, session_key FROM clean_session_plans WHERE plan_id IS NOT NULL"
     )
     card = read_frame(engine, "SELECT session_key, gmv FROM session_scorecard")
-    scored = score_forecasts(forecasts, matches, card, days[-1], context.run.run_id)
-    written = replace_newer(
-        engine, accuracy_table, scored, ["plan_id", "forecast_made_at"], "as_of_date"
-    )
+    scored_windows, written = [], 0
+    for window, platforms in units.windows():
+        cutoff = local_midnight_utc(window[-1]) - SCORED_AFTER
+        since = local_midnight_utc(window[0] - dt.timedelta(days=RESTATE_DAYS + 1))
+        forecasts = read_frame(
+            engine,
+            "SELECT * FROM session_gmv_forecast WHERE planned_start BETWEEN :since AND :cutoff",
+            {"since": since.to_pydatetime(), "cutoff": cutoff.to_pydatetime()},
+        )
+        forecasts = forecasts[forecasts["platform"].isin(platforms)]
+        scored = score_forecasts(forecasts, matches, card, window[-1], context.run.run_id)
+        written += replace_newer(
+            engine, accuracy_table, scored, ["plan_id", "forecast_made_at"], "as_of_date"
+        )
+        scored_windows.append(scored)
+    scored = pd.concat(scored_windows, ignore_index=True) if scored_windows else pd.DataFrame()
     recent = accuracy_frame(engine, days[-1])
     metadata = {
         **table_metadata(accuracy_table, scored, partition_label(days)),
         "forecasts_scored": len(scored),
         "rows_written": written,
-        "unmatched_plans": int(scored["session_key"].isna().sum()),
+        "unmatched_plans": int(scored["session_key"].isna().sum()) if len(scored) else 0,
         **recent_accuracy(recent),
     }
     if len(recent):

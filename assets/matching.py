@@ -6,9 +6,9 @@ import dagster as dg
 import pandas as pd
 from sqlalchemy import Engine
 
-from assets.gates import require_upstream_passed
 from assets.metadata import table_metadata
-from assets.partitions import daily_partitions, partition_dates, partition_label, single_run
+from assets.partitions import partition_label
+from assets.publishing import Units, dated_asset
 from assets.resources import Warehouse
 from warehouse.ingest import latest_per_key
 from warehouse.matching import match_sessions_to_plans
@@ -42,12 +42,12 @@ def _rooms_frame(
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-@dg.asset(
+@dated_asset(
+    per_platform=True,
+    cascade=True,
     key=["clean", "session_plans"],
     group_name="clean",
     deps=[dg.AssetKey(["clean", "sessions"]), dg.AssetKey(["clean", "plans"])],
-    partitions_def=daily_partitions,
-    backfill_policy=single_run,
     kinds={"python", "sql"},
     description=(
         "`clean_session_plans`: the plan each real session was matched to by the contract's rule "
@@ -55,21 +55,51 @@ def _rooms_frame(
         "away, one to one, closest first), null when none; the unmatched on both sides are counted."
     ),
 )
-def session_plans(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
-    require_upstream_passed(context, warehouse)
-    days = partition_dates(context)
+def session_plans(
+    context: dg.AssetExecutionContext, units: Units, warehouse: Warehouse
+) -> dg.MaterializeResult:
     engine = warehouse.get_engine()
-    last = days[-1]
+    found, written, planned = [], 0, set()
+    for days, platforms in units.windows():
+        matches, plans = match_window(engine, days[0], days[-1], platforms)
+        matches = matches.assign(run_id=context.run.run_id)
+        written += replace_newer(
+            engine, clean_session_plans, matches, ["session_key"], "as_of_date"
+        )
+        found.append(matches)
+        planned |= plans
+    matched = read_frame(
+        engine, "SELECT plan_id FROM clean_session_plans WHERE plan_id IS NOT NULL"
+    )["plan_id"]
+    unmatched_plans = sorted(planned - set(matched))
+    matches = pd.concat(found, ignore_index=True) if found else pd.DataFrame()
+    return dg.MaterializeResult(
+        metadata={
+            **table_metadata(clean_session_plans, matches, partition_label(units.days)),
+            "rows_written": written,
+            "sessions_matched": int(matches["plan_id"].notna().sum()) if len(matches) else 0,
+            "sessions_unmatched": int(matches["plan_id"].isna().sum()) if len(matches) else 0,
+            "plans_unmatched": len(unmatched_plans),
+            "unmatched_plan_examples": ", ".join(unmatched_plans[:10]) or "none",
+        }
+    )
+
+
+def match_window(
+    engine: Engine, first: dt.date, last: dt.date, platforms: tuple[str, ...]
+) -> tuple[pd.DataFrame, set[str]]:
+    """The matches of the sessions of `platforms` that the exports of [first, last] touch (or
+    whose neighbours they touch), as of the last such date; and the plans planned in the
+    window."""
     touched = read_frame(
         engine,
         "SELECT session_key, platform, room_id, start_time, export_date FROM clean_sessions "
         "WHERE export_date BETWEEN :first AND :last",
-        {"first": days[0].isoformat(), "last": last.isoformat()},
+        {"first": first.isoformat(), "last": last.isoformat()},
     )
+    touched = touched[touched["platform"].isin(platforms)]
     if touched.empty:
-        return dg.MaterializeResult(
-            metadata={"dagster/row_count": 0, "partition": partition_label(days)}
-        )
+        return pd.DataFrame(columns=[c.name for c in clean_session_plans.columns]), set()
     touched["start_time"] = pd.to_datetime(touched["start_time"])
     touched["export_date"] = pd.to_datetime(touched["export_date"]).dt.date
     start, end = (
@@ -99,30 +129,12 @@ def session_plans(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg
     )
     near = (pairs["start_time"] - pairs["start_time_touched"]).abs() <= NEIGHBOURHOOD
     as_of = pairs[near].groupby("session_key")["export_date"].max()
-    matches = matches.assign(
-        as_of_date=matches["session_key"].map(as_of), run_id=context.run.run_id
-    )
+    matches = matches.assign(as_of_date=matches["session_key"].map(as_of))
     matches = matches.dropna(subset=["as_of_date"])
-    written = replace_newer(engine, clean_session_plans, matches, ["session_key"], "as_of_date")
     window_plans = latest_per_key(snapshots, ["plan_id"]) if len(snapshots) else snapshots
     planned_in_window = (
-        window_plans[pd.to_datetime(window_plans["planned_start"]).dt.date.between(days[0], last)]
+        window_plans[pd.to_datetime(window_plans["planned_start"]).dt.date.between(first, last)]
         if len(window_plans)
         else window_plans
     )
-    matched_ids = set(
-        read_frame(engine, "SELECT plan_id FROM clean_session_plans WHERE plan_id IS NOT NULL")[
-            "plan_id"
-        ]
-    )
-    unmatched_plans = sorted(set(planned_in_window.get("plan_id", [])) - matched_ids)
-    return dg.MaterializeResult(
-        metadata={
-            **table_metadata(clean_session_plans, matches, partition_label(days)),
-            "rows_written": written,
-            "sessions_matched": int(matches["plan_id"].notna().sum()),
-            "sessions_unmatched": int(matches["plan_id"].isna().sum()),
-            "plans_unmatched": len(unmatched_plans),
-            "unmatched_plan_examples": ", ".join(unmatched_plans[:10]) or "none",
-        }
-    )
+    return matches, set(planned_in_window.get("plan_id", []))

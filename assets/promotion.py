@@ -10,8 +10,9 @@ import dagster as dg
 import lightgbm as lgb
 import pandas as pd
 
-from assets.gates import recorded, require_upstream_passed
-from assets.partitions import daily_partitions, partition_dates, single_run
+from assets.gates import recorded
+from assets.partitions import daily_partitions, partition_dates
+from assets.publishing import Units, dated_asset
 from assets.resources import ModelStore, Warehouse
 from ml import registry
 from ml.plots import importance_png
@@ -76,9 +77,9 @@ def gate_result(
 
 
 def promote_candidate(
-    context: dg.AssetExecutionContext, warehouse: Warehouse, name: str
+    context: dg.AssetExecutionContext, warehouse: Warehouse, name: str, day: dt.date
 ) -> dg.MaterializeResult:
-    day = partition_dates(context)[-1]
+    """Put the candidate trained for `day` that passed its gate in service from the next date."""
     engine = warehouse.get_engine()
     table = model_registry.models(engine, name)
     judged = table[(pd.to_datetime(table["trained_for"]).dt.date == day)]
@@ -117,20 +118,21 @@ def promotion_steps(
         day = partition_dates(context)[-1]
         return recorded(context, warehouse, gate_result(warehouse, models, name, gate, day))
 
-    @dg.asset(
+    @dated_asset(
+        per_platform=False,
+        cascade=True,
         key=champion,
         group_name="ml",
         deps=[challenger],
-        partitions_def=daily_partitions,
-        backfill_policy=single_run,
         kinds={"python"},
         description=(
             "Puts the challenger that passed `beats_champion` in service from the next date; "
             "skipped when the check fails, so the champion keeps serving."
         ),
     )
-    def in_service(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
-        require_upstream_passed(context, warehouse)
-        return promote_candidate(context, warehouse, name)
+    def in_service(
+        context: dg.AssetExecutionContext, units: Units, warehouse: Warehouse
+    ) -> dg.MaterializeResult:
+        return promote_candidate(context, warehouse, name, units.ready_days()[-1])
 
     return beats_champion, in_service

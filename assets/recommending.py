@@ -14,10 +14,10 @@ import dagster as dg
 import pandas as pd
 from sqlalchemy import Engine
 
-from assets.gates import require_upstream_passed
 from assets.metadata import frame_md, image, table_metadata
-from assets.partitions import daily_partitions, partition_dates, partition_label, single_run
+from assets.partitions import partition_label
 from assets.promotion import promotion_steps, store_candidate
+from assets.publishing import Units, dated_asset
 from assets.resources import LandingZone, ModelStore, Pseudonymizer, Warehouse
 from ml import ranker, registry
 from ml.fans import FanHistory, fan_history, fans_as_of
@@ -170,12 +170,12 @@ def bucket_histories(engine: Engine, day: dt.date) -> Iterator[tuple[str, dict, 
         yield bucket, inputs, history_of(inputs)
 
 
-@dg.asset(
+@dated_asset(
+    per_platform=True,
+    cascade=True,
     key=["serving", "fan_segments"],
     group_name="serving",
     deps=HISTORY_DEPS,
-    partitions_def=daily_partitions,
-    backfill_policy=single_run,
     kinds={"sql"},
     description=(
         "`fan_segments`: every fan of every room as of the run's last date, with the tier "
@@ -184,16 +184,19 @@ def bucket_histories(engine: Engine, day: dt.date) -> Iterator[tuple[str, dict, 
         "snapshot per past date would be the fan base again for every day)."
     ),
 )
-def fan_segments(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
-    require_upstream_passed(context, warehouse)
-    days = partition_dates(context)
+def fan_segments(
+    context: dg.AssetExecutionContext, units: Units, warehouse: Warehouse
+) -> dg.MaterializeResult:
+    days = units.days
     day = days[-1]
+    platforms = units.ready_on(day)
     engine = warehouse.get_engine()
     counts: list[pd.DataFrame] = []
 
     def chunks() -> Iterator[pd.DataFrame]:
         for bucket, _, history in bucket_histories(engine, day):
             fans = fans_as_of(history, day)
+            fans = fans[fans["platform"].isin(platforms)]
             counts.append(fans.groupby(["platform", "room_id", "segment"]).size().rename("fans"))
             yield pd.DataFrame(
                 {
@@ -211,7 +214,9 @@ def fan_segments(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.
             )
             context.log.debug(f"fan_segments: bucket {bucket}: {len(fans):,} fans")
 
-    written, _ = write_partition_chunks(engine, segments_table, chunks(), "as_of_date", [day])
+    written, _ = write_partition_chunks(
+        engine, segments_table, chunks(), "as_of_date", [day], scope={"platform": platforms}
+    )
     tiers = (
         pd.concat(counts).groupby(level=[0, 1, 2]).sum().unstack(fill_value=0)
         if counts
@@ -242,12 +247,12 @@ def oracle_propensities(models: ModelStore, secret: str) -> pd.DataFrame | None:
     return truth.drop(columns=["viewer_id"])
 
 
-@dg.asset(
+@dated_asset(
+    per_platform=False,
+    cascade=True,
     key=RANKER_KEY,
     group_name="ml",
     deps=HISTORY_DEPS,
-    partitions_def=daily_partitions,
-    backfill_policy=single_run,
     kinds={"python", "lightgbm"},
     description=(
         "Trains the product ranker (LambdaRank, a query per session × viewer) on what was known "
@@ -259,12 +264,12 @@ def oracle_propensities(models: ModelStore, secret: str) -> pd.DataFrame | None:
 )
 def ranker_challenger(
     context: dg.AssetExecutionContext,
+    units: Units,
     warehouse: Warehouse,
     models: ModelStore,
     pseudonymizer: Pseudonymizer,
 ) -> dg.MaterializeResult:
-    require_upstream_passed(context, warehouse)
-    day = partition_dates(context)[-1]
+    day = units.ready_days()[-1]
     engine = warehouse.get_engine()
     started = time.perf_counter()
     inputs = read_fan_inputs(engine, day)
@@ -354,19 +359,20 @@ def planned_lineups(engine: Engine, day: dt.date) -> pd.DataFrame:
     """The lineups of the plans exported on `day`, with each plan's room and planned prices."""
     return read_frame(
         engine,
-        "SELECT l.plan_id, p.room_id, l.sku, l.planned_price_fen AS price_fen, l.coupon_fen "
+        "SELECT l.plan_id, p.platform, p.room_id, l.sku, l.planned_price_fen AS price_fen, "
+        "l.coupon_fen "
         "FROM clean_plan_lineups l JOIN clean_plans p "
         "ON p.plan_id = l.plan_id AND p.export_date = l.export_date WHERE l.export_date = :day",
         {"day": day.isoformat()},
     )
 
 
-@dg.asset(
+@dated_asset(
+    per_platform=True,
+    cascade=True,
     key=["serving", "product_recommendations"],
     group_name="serving",
     deps=[dg.AssetKey(["clean", "plans"]), dg.AssetKey(["clean", "plan_lineups"]), *HISTORY_DEPS],
-    partitions_def=daily_partitions,
-    backfill_policy=single_run,
     kinds={"sql"},
     description=(
         "`product_recommendations`: for every plan of the latest plan export, its lineup ranked "
@@ -378,10 +384,12 @@ def planned_lineups(engine: Engine, day: dt.date) -> pd.DataFrame:
     ),
 )
 def product_recommendations(
-    context: dg.AssetExecutionContext, warehouse: Warehouse, landing_zone: LandingZone
+    context: dg.AssetExecutionContext,
+    units: Units,
+    warehouse: Warehouse,
+    landing_zone: LandingZone,
 ) -> dg.MaterializeResult:
-    require_upstream_passed(context, warehouse)
-    days = partition_dates(context)
+    days = units.days
     day = days[-1]
     newest = newest_plan_export(landing_zone)
     if newest is not None and newest > day:
@@ -396,6 +404,8 @@ def product_recommendations(
         return dg.MaterializeResult(metadata={"generated": False, "model": "none"})
     booster = _load(champion["artifact_path"])
     lineups = planned_lineups(engine, day)
+    # Only the plans of platforms whose data of the date is published are ranked and replaced.
+    lineups = lineups[lineups["platform"].isin(units.ready_on(day))]
     stamp = local_midnight_utc(day)
     started, scored, sample = time.perf_counter(), {"fans": 0, "rows": 0}, []
 
@@ -423,6 +433,7 @@ def product_recommendations(
         "generated_at",
         [stamp],
         prune_before=stamp - dt.timedelta(days=KEEP_DAYS),
+        scope={"plan_id": sorted(set(lineups["plan_id"]))},
     )
     seconds = time.perf_counter() - started
     return dg.MaterializeResult(

@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 from sqlalchemy import Engine
 
+from warehouse.settings import KNOWN_PLATFORMS, parse_platforms
 from warehouse.store import create_schema, make_engine
 
 
@@ -19,13 +20,19 @@ def _engine(url: str) -> Engine:
 
 
 class LandingZone(dg.ConfigurableResource):
-    """The folder where the platforms' exports, the events and the plans land every night."""
+    """The folder where the platforms' exports, the events and the plans land every night, and
+    the platforms this deployment sells on (comma-separated): only theirs are waited for."""
 
     root: str
+    platforms: str = ",".join(KNOWN_PLATFORMS)
 
     @property
     def path(self) -> Path:
         return Path(self.root)
+
+    @property
+    def platform_list(self) -> tuple[str, ...]:
+        return parse_platforms(self.platforms)
 
 
 class Warehouse(dg.ConfigurableResource):

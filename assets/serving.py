@@ -1,11 +1,13 @@
 """Serving layer: the public tables consumers read with SQL."""
 
+import datetime as dt
+
 import dagster as dg
 import pandas as pd
 
-from assets.gates import require_upstream_passed
 from assets.metadata import table_metadata
-from assets.partitions import daily_partitions, partition_dates, partition_label, single_run
+from assets.partitions import partition_label
+from assets.publishing import Units, dated_asset
 from assets.resources import Warehouse
 from warehouse.ingest import latest_per_key
 from warehouse.schema import session_scorecard as scorecard_table
@@ -45,28 +47,57 @@ def known_through(df: pd.DataFrame, last) -> pd.DataFrame:
     return df[pd.to_datetime(df["export_date"]).dt.date <= last]
 
 
-@dg.asset(
+@dated_asset(
+    per_platform=True,
+    cascade=True,
     key=["serving", "session_scorecard"],
     group_name="serving",
     deps=[
         dg.AssetKey(["clean", name]) for name in ("sessions", "orders", "refunds", "session_plans")
     ],
-    partitions_def=daily_partitions,
-    backfill_policy=single_run,
     kinds={"sql"},
     description=(
         "`session_scorecard`: one row per real (non-test) session, restated whenever late "
-        "orders or refunds arrive. A partition recomputes every session its exports touch."
+        "orders or refunds arrive. A partition recomputes every session its exports touch; a "
+        "platform whose exports of a date (or an earlier one) were not published keeps its "
+        "rows as they were, so no `as_of_date` claims data that is missing."
     ),
 )
 def session_scorecard(
-    context: dg.AssetExecutionContext, warehouse: Warehouse
+    context: dg.AssetExecutionContext, units: Units, warehouse: Warehouse
 ) -> dg.MaterializeResult:
-    require_upstream_passed(context, warehouse)
-    days = partition_dates(context)
     engine = warehouse.get_engine()
-    last = days[-1]
-    as_of = touched_sessions(engine, days[0].isoformat(), last.isoformat())
+    cards, written, tests = [], 0, 0
+    for days, platforms in units.windows():
+        card, restated, test_sessions = scorecard_window(
+            engine, days[0], days[-1], platforms, context.run.run_id
+        )
+        written += replace_newer(
+            engine, scorecard_table, card, ["session_key"], "as_of_date", restated
+        )
+        cards.append(card)
+        tests += test_sessions
+    card = pd.concat(cards, ignore_index=True) if cards else pd.DataFrame()
+    context.log.info(f"session_scorecard: {len(card)} sessions recomputed, {written} rows written")
+    return dg.MaterializeResult(
+        metadata={
+            **table_metadata(scorecard_table, card, partition_label(units.days)),
+            "sessions_recomputed": len(card),
+            "rows_written": written,
+            "test_sessions_excluded": tests,
+            "gmv_yuan": float(card["gmv"].sum()) if len(card) else 0.0,
+        }
+    )
+
+
+def scorecard_window(
+    engine, first: dt.date, last: dt.date, platforms: tuple[str, ...], run_id: str
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """The scorecard rows of the sessions of `platforms` that the exports of [first, last]
+    touch, from the data known through `last`; the keys restated (a session now known to be a
+    test loses its row); and how many test sessions were left out."""
+    as_of = touched_sessions(engine, first.isoformat(), last.isoformat())
+    as_of = as_of[as_of.index.str.split(":").str[0].isin(platforms)]
     keys = list(as_of.index)
     sessions = latest_per_key(
         known_through(read_where_in(engine, "clean_sessions", "session_key", keys), last),
@@ -87,19 +118,7 @@ def session_scorecard(
             frame[column] = pd.to_datetime(frame[column])
     plans = read_where_in(engine, "clean_session_plans", "session_key", keys)
     plan_ids = plans.set_index("session_key")["plan_id"] if len(plans) else None
-    card = build_session_scorecard(sessions, orders, refunds, as_of, context.run.run_id, plan_ids)
-    # Every touched session is restated, also one now known to be a test: it loses its row.
+    card = build_session_scorecard(sessions, orders, refunds, as_of, run_id, plan_ids)
     restated = pd.DataFrame({"session_key": as_of.index, "as_of_date": as_of.to_numpy()})
-    written = replace_newer(engine, scorecard_table, card, ["session_key"], "as_of_date", restated)
-    context.log.info(f"session_scorecard: {len(card)} sessions recomputed, {written} rows written")
-    return dg.MaterializeResult(
-        metadata={
-            **table_metadata(scorecard_table, card, partition_label(days)),
-            "sessions_recomputed": len(card),
-            "rows_written": written,
-            "test_sessions_excluded": int(sessions["is_test"].astype(bool).sum())
-            if len(sessions)
-            else 0,
-            "gmv_yuan": float(card["gmv"].sum()) if len(card) else 0.0,
-        }
-    )
+    tests = int(sessions["is_test"].astype(bool).sum()) if len(sessions) else 0
+    return card, restated, tests

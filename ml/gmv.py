@@ -128,10 +128,11 @@ def labelled(
     """Feature rows of plans whose session started `settle_days` or more before `cutoff`, with
     its paid GMV as known on `cutoff` (`history`: sessions_as_of(..., cutoff)) in `actual`."""
     gmv = history.set_index("session_key")["gmv"]
-    started = history.set_index("session_key")["start_local"].dt.date
+    started = history.set_index("session_key")["start_local"].dt.normalize()
     rows = features.merge(matches[["plan_id", "session_key"]], on="plan_id", how="inner")
-    latest = cutoff - dt.timedelta(days=settle_days)
-    rows = rows[rows["session_key"].map(started).le(latest).fillna(False).astype(bool)]
+    latest = pd.Timestamp(cutoff - dt.timedelta(days=settle_days))
+    # A session not in the history (exported after `cutoff`) maps to NaT: not a label yet.
+    rows = rows[pd.to_datetime(rows["session_key"].map(started)).le(latest).to_numpy(bool)]
     return rows.assign(actual=rows["session_key"].map(gmv).to_numpy())
 
 

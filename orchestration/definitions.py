@@ -11,6 +11,7 @@ from assets.clean import clean_assets
 from assets.events import bot_viewers, events, viewer_activity, viewers
 from assets.forecasting import forecasting_assets, forecasting_checks
 from assets.matching import session_plans
+from assets.publishing import build_platform_report
 from assets.recommending import recommending_assets, recommending_checks
 from assets.resources import Lake, LandingZone, ModelStore, Pseudonymizer, Warehouse
 from assets.serving import session_scorecard
@@ -21,13 +22,15 @@ from warehouse.settings import (
     lake_dir,
     landing_dir,
     models_dir,
+    parse_platforms,
+    platforms_setting,
     truth_dir,
     warehouse_url,
 )
 
 NIGHTLY_JOB = "nightly"
 
-all_assets = [
+data_assets = [
     *clean_assets,
     events,
     bot_viewers,
@@ -38,6 +41,15 @@ all_assets = [
     *forecasting_assets,
     *recommending_assets,
 ]
+# One report per platform the deployment sells on, after every table it can hold back (the
+# models' steps may be skipped by their gate and are whole-date units anyway).
+platform_reports = [
+    build_platform_report(
+        platform, [a.key for a in data_assets if a.group_names_by_key[a.key] != "ml"]
+    )
+    for platform in parse_platforms(platforms_setting())
+]
+all_assets = [*data_assets, *platform_reports]
 all_checks = [*clean_checks, *serving_checks, *forecasting_checks, *recommending_checks]
 
 # One run per date for the nightly schedule; a backfill over a range is one run per asset
@@ -74,7 +86,7 @@ def _secret() -> str | dg.EnvVar:
 
 def build_resources() -> dict[str, dg.ConfigurableResource]:
     return {
-        "landing_zone": LandingZone(root=str(landing_dir())),
+        "landing_zone": LandingZone(root=str(landing_dir()), platforms=platforms_setting()),
         "warehouse": Warehouse(url=warehouse_url()),
         "lake": Lake(root=str(lake_dir())),
         "pseudonymizer": Pseudonymizer(secret=_secret()),

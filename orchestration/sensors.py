@@ -27,13 +27,18 @@ def build_landing_sensor(
         minimum_interval_seconds=300,
         default_status=dg.DefaultSensorStatus.STOPPED,
         description=(
-            "Runs a date once its platform, events and plan folders all have _SUCCESS; when a "
+            "Runs a date once the folders of its platforms (LIVECOMMERCE_PLATFORMS), events and "
+            "plan all have _SUCCESS; when a "
             "folder lands late (after the nightly run), re-runs that date and the three after it."
         ),
     )
     def landing_sensor(context: dg.SensorEvaluationContext, landing_zone: LandingZone):
         seen: dict[str, float] = json.loads(context.cursor) if context.cursor else {}
-        landed = {d: t for d, t in landed_dates(landing_zone.path).items() if d >= start}
+        landed = {
+            d: t
+            for d, t in landed_dates(landing_zone.path, landing_zone.platform_list).items()
+            if d >= start
+        }
         if not seen:
             # First tick: what is there now is the nightly schedule's and the backfills' work.
             context.update_cursor(json.dumps({d.isoformat(): t for d, t in landed.items()}))

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-PLATFORMS = ("douyin", "taobao", "jd")
+from warehouse.settings import KNOWN_PLATFORMS as PLATFORMS
+
 EVENT_TYPES = (
     "enter",
     "leave",

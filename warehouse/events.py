@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from warehouse.dialects import EVENT_TYPES, scrub_personal
-from warehouse.ingest import SUCCESS_MARKER, LandingNotReady, viewer_keys
+from warehouse.ingest import LandingNotReady, not_ready, viewer_keys
 from warehouse.integrity import as_quarantine
 
 SKU_EVENTS = ("product_click", "add_to_cart")
@@ -38,12 +39,21 @@ class EventBatch:
     ledger: pd.DataFrame  # per part file: raw, clean, duplicates, quarantined
 
 
-def event_parts(landing_root: Path | str, day: dt.date) -> list[Path]:
+def event_parts(landing_root: Path | str, day: dt.date, platforms: Iterable[str]) -> list[Path]:
+    """The part files of `platforms` in the events folder of `day` (`<platform>-<NNN>.jsonl.gz`).
+
+    Raises LandingNotReady when the folder has no `_SUCCESS`: incomplete, not "no events"."""
+    problem = not_ready(landing_root, "events", day)
+    if problem:
+        raise LandingNotReady(problem)
+    wanted = set(platforms)
     folder = Path(landing_root) / "events" / day.isoformat()
-    if not (folder / SUCCESS_MARKER).exists():
-        state = "has no _SUCCESS marker" if folder.exists() else "has not landed"
-        raise LandingNotReady(f"{folder} {state}: the events of {day} are incomplete, not empty")
-    return sorted(folder.glob("*.jsonl.gz"))
+    return sorted(p for p in folder.glob("*.jsonl.gz") if part_platform(p.name) in wanted)
+
+
+def part_platform(name: str) -> str:
+    """`jd-003.jsonl.gz` -> `jd`: the platform a part file holds."""
+    return name.split("/")[-1].rsplit("-", 1)[0]
 
 
 def read_part(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -103,11 +113,15 @@ def clean_event_folder(
     earlier_event_ids: pd.Series,
     secret: str,
     run_id: str,
+    platforms: Iterable[str],
 ) -> EventBatch:
-    """Clean one events folder. `sessions`: session_key, start_time, end_time as known by `day`;
-    `earlier_event_ids`: ids already landed in the folders before it (a redelivery is a
-    duplicate, not a new event). Parts are checked and shaped one at a time, so memory holds
-    the folder's compact clean rows, never all its raw lines."""
+    """Clean the parts of `platforms` in one events folder. `sessions`: session_key,
+    start_time, end_time as known by `day`; `earlier_event_ids`: ids already landed in the
+    folders before it (a redelivery is a duplicate, not a new event). Parts are checked and
+    shaped one at a time, so memory holds the folder's compact clean rows, never all its raw
+    lines. The ledger and quarantine rows carry the platform of their part file.
+
+    Raises LandingNotReady when the folder has not landed completely."""
     shaped, quarantined, files = [], [], []
     digests: dict[str, str] = {}  # viewer pseudonyms, computed once per folder
     pending: list[pd.DataFrame] = []  # small parts are checked together: less overhead
@@ -119,7 +133,7 @@ def clean_event_folder(
         quarantined.extend(_quarantine(raw, problems))
         shaped.append(_shape(raw[problems["reason"].isna()], secret, digests))
 
-    for path in event_parts(landing_root, day):
+    for path in event_parts(landing_root, day, platforms):
         source = f"events/{day.isoformat()}/{path.name}"
         raw, unreadable = read_part(path)
         files.append({"source_file": source, "raw_rows": len(raw) + len(unreadable)})
@@ -163,12 +177,16 @@ def clean_event_folder(
     for column in CATEGORICAL:
         rows[column] = rows[column].astype("category")
     rows.insert(2, "event_date", local_dates(rows["ts"]))
-    quarantine = pd.concat(quarantined, ignore_index=True).assign(
-        table_name="events", run_id=run_id
-    )
+    # A folder with no part of these platforms is a day without events, not an error.
+    columns = ["export_date", "platform", "source_file", "source_line", "field", "kind"]
+    quarantine = pd.concat(
+        [pd.DataFrame(columns=[*columns, "reason", "raw"]), *quarantined], ignore_index=True
+    ).assign(table_name="events", run_id=run_id)
+    quarantine["platform"] = quarantine["source_file"].map(part_platform)
     ledger = pd.DataFrame(files, columns=["source_file", "raw_rows"]).assign(
-        export_date=day, platform="events", table_name="events", extra_columns="", run_id=run_id
+        export_date=day, table_name="events", extra_columns="", run_id=run_id
     )
+    ledger["platform"] = ledger["source_file"].map(part_platform)
     per_file = {
         "clean_rows": rows["source_file"].value_counts(),
         "duplicate_rows": duplicate_files,

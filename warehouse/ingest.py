@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,6 @@ from warehouse.dialects import (
     BRAND_FILES,
     DIALECTS,
     LOGICAL_FIELDS,
-    PLATFORMS,
     SchemaDriftError,
     read_raw,
     type_rows,
@@ -62,40 +62,48 @@ def folder(root: Path | str, platform: str, day: dt.date) -> Path:
     return Path(root) / platform / day.isoformat()
 
 
+def not_ready(root: Path | str, name: str, day: dt.date) -> str | None:
+    """Why the folder `<name>/<day>` cannot be read yet (no `_SUCCESS`: incomplete, never
+    "no data"), or None when it has landed."""
+    path = folder(root, name, day)
+    if (path / SUCCESS_MARKER).exists():
+        return None
+    state = (
+        "exists but has no _SUCCESS marker (still being written)"
+        if path.exists()
+        else "has not landed"
+    )
+    return f"{name}/{day.isoformat()} {state}: the {name} export of {day} is incomplete, not empty"
+
+
 def require_ready(root: Path | str, platform: str, day: dt.date) -> Path:
     """The platform-date folder, or LandingNotReady if it has not landed completely."""
-    path = folder(root, platform, day)
-    if not (path / SUCCESS_MARKER).exists():
-        state = (
-            "exists but has no _SUCCESS marker (still being written)"
-            if path.exists()
-            else "has not landed"
-        )
-        raise LandingNotReady(
-            f"{path} {state}: the {platform} export of {day} is incomplete, not empty"
-        )
-    return path
+    problem = not_ready(root, platform, day)
+    if problem:
+        raise LandingNotReady(problem)
+    return folder(root, platform, day)
 
 
-# The folders a date needs before it can be processed (the catalogue lands only on change).
-REQUIRED_FOLDERS = (*PLATFORMS, "events", "plan")
+def required_folders(platforms: Sequence[str]) -> tuple[str, ...]:
+    """The folders a date needs before it can be processed (the catalogue lands only on change,
+    the costs are optional)."""
+    return (*platforms, "events", "plan")
 
 
-def landed_dates(landing_root: Path | str) -> dict[dt.date, float]:
+def landed_dates(landing_root: Path | str, platforms: Sequence[str]) -> dict[dt.date, float]:
     """Dates whose required folders all have `_SUCCESS`, each with the time its last marker
     appeared: a folder that lands late changes that time, and so asks for a re-run."""
     root = Path(landing_root)
+    required = required_folders(platforms)
     markers: dict[dt.date, list[float]] = {}
-    for name in REQUIRED_FOLDERS:
+    for name in required:
         for marker in root.glob(f"{name}/*/{SUCCESS_MARKER}"):
             try:
                 day = dt.date.fromisoformat(marker.parent.name)
             except ValueError:
                 continue
             markers.setdefault(day, []).append(marker.stat().st_mtime)
-    return {
-        day: max(times) for day, times in markers.items() if len(times) == len(REQUIRED_FOLDERS)
-    }
+    return {day: max(times) for day, times in markers.items() if len(times) == len(required)}
 
 
 def viewer_keys(platform: str, viewer_ids: pd.Series, secret: str) -> pd.Series:
@@ -124,37 +132,49 @@ def clean_platform_exports(
     export_dates: list[dt.date],
     secret: str,
     run_id: str,
-) -> CleanBatch:
+) -> tuple[CleanBatch, dict[dt.date, str]]:
     """Read one platform's exports of `table` for some dates: typed, keyed, pseudonymised and
-    deduplicated rows, the quarantined rows, and one ledger line per file.
-
-    Raises SchemaDriftError (the platform-date fails) when a required column or the file is
-    missing: every platform-date folder holds all four files.
-    """
+    deduplicated rows, the quarantined rows, and one ledger line per file; and, per date that
+    cannot be read, why (no `_SUCCESS`, the file missing, a required column missing, a file that
+    cannot be decoded): that platform-date fails and contributes no rows."""
     name = DIALECTS[platform].file_name(table)
-    files = [(day, f"{platform}/{day.isoformat()}/{name}") for day in export_dates]
-    for _, source in files:
-        if not (Path(landing_root) / source).exists():
-            raise SchemaDriftError(source, ["<the whole file>"], [])
-    return _clean_files(landing_root, files, platform, table, secret, run_id)
+    files, failures = [], {}
+    for day in export_dates:
+        source = f"{platform}/{day.isoformat()}/{name}"
+        problem = not_ready(landing_root, platform, day)
+        if problem is None and not (Path(landing_root) / source).exists():
+            problem = f"{source} is missing: every platform-date folder holds all four files"
+        if problem:
+            failures[day] = problem
+        else:
+            files.append((day, source))
+    batch, unreadable = _clean_files(landing_root, files, platform, table, secret, run_id)
+    return batch, {**failures, **unreadable}
 
 
 def clean_brand_files(
     landing_root: Path | str, table: str, dates: list[dt.date], run_id: str
-) -> CleanBatch:
+) -> tuple[CleanBatch, dict[dt.date, str]]:
     """The brand's own files of some dates: the catalogue (`products`, written only on dates it
     changed, so most dates have none) or the plan (`planned_sessions`, `planned_lineup`, every
-    date). A folder without _SUCCESS raises LandingNotReady; a missing plan folder too."""
+    date); and, per date that cannot be read, why (a folder without `_SUCCESS`, a missing plan
+    folder or file, a missing column)."""
     pattern = BRAND_FILES[table]
-    files = []
+    files, failures = [], {}
     for day in dates:
         source = pattern.format(date=day.isoformat())
         kind = source.split("/")[0]
         if table == "products" and not (Path(landing_root) / kind / day.isoformat()).exists():
             continue
-        require_ready(landing_root, kind, day)
-        files.append((day, source))
-    return _clean_files(landing_root, files, "brand", table, "", run_id)
+        problem = not_ready(landing_root, kind, day)
+        if problem is None and not (Path(landing_root) / source).exists():
+            problem = f"{source} is missing"
+        if problem:
+            failures[day] = problem
+        else:
+            files.append((day, source))
+    batch, unreadable = _clean_files(landing_root, files, "brand", table, "", run_id)
+    return batch, {**failures, **unreadable}
 
 
 def _clean_files(
@@ -164,13 +184,17 @@ def _clean_files(
     table: str,
     secret: str,
     run_id: str,
-) -> CleanBatch:
-    raws, unreadable, ledger_rows = [], [], []
+) -> tuple[CleanBatch, dict[dt.date, str]]:
+    raws, unreadable, ledger_rows, failures = [], [], [], {}
     for day, source in files:
         try:
             raw = read_raw(Path(landing_root) / source, dialect, table)
         except SchemaDriftError as exc:
-            raise SchemaDriftError(source, exc.missing, exc.present) from exc
+            failures[day] = str(SchemaDriftError(source, exc.missing, exc.present))
+            continue
+        except Exception as exc:  # a file that cannot be read fails its date, never the step
+            failures[day] = f"{source} cannot be read: {exc}"
+            continue
         tag = {"export_date": day, "source_file": source}
         raws.append(raw.rows.assign(**tag))
         unreadable.append(raw.bad.assign(**tag))
@@ -206,12 +230,13 @@ def _clean_files(
     }
     for column, counts in per_file.items():
         ledger[column] = ledger["source_file"].map(counts).fillna(0).astype(int)
-    return CleanBatch(
+    batch = CleanBatch(
         table,
         deduplicated,
         quarantine.sort_values(["source_file", "source_line"], ignore_index=True),
         ledger,
     )
+    return batch, failures
 
 
 def _shape(rows: pd.DataFrame, platform: str, table: str, secret: str) -> pd.DataFrame:
@@ -261,7 +286,6 @@ def latest_per_key(df: pd.DataFrame, key: list[str]) -> pd.DataFrame:
 __all__ = [
     "CLEAN_TABLE",
     "DEV_VIEWER_KEY_SECRET",
-    "PLATFORMS",
     "CleanBatch",
     "LandingNotReady",
     "SchemaDriftError",

@@ -18,9 +18,28 @@ def partition_path(root: Path | str, dataset: str, day: dt.date) -> Path:
     return Path(root) / dataset / f"export_date={day.isoformat()}" / "part.parquet"
 
 
-def write_partition_file(root: Path | str, dataset: str, day: dt.date, frame: pd.DataFrame) -> Path:
+def write_partition_file(
+    root: Path | str,
+    dataset: str,
+    day: dt.date,
+    frame: pd.DataFrame,
+    platforms: Iterable[str] | None = None,
+) -> Path:
+    """Replace the partition file of `day` by `frame`; with `platforms`, only those platforms'
+    rows are replaced and the others' rows already in the file are kept (a platform held back
+    keeps what it had)."""
     path = partition_path(root, dataset, day)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if platforms is not None and path.exists():
+        old = pd.read_parquet(path)
+        kept = old[~old["platform"].astype(str).isin(list(platforms))]
+        if len(kept):
+            categorical = [
+                c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)
+            ]
+            frame = pd.concat([frame, kept[frame.columns]], ignore_index=True)
+            for column in categorical:
+                frame[column] = frame[column].astype(str).astype("category")
     tmp = path.with_name(f".part-{os.getpid()}.parquet.tmp")
     frame.to_parquet(tmp, index=False)
     os.replace(tmp, path)

@@ -315,6 +315,23 @@ ops_check_results = Table(
     PrimaryKeyConstraint("asset_key", "check_name", "partition_date"),
 )
 
+# What each partitioned asset published, per platform and local date ("*": a unit that is not
+# one platform's, such as the catalogue or a model), or why not: the unit of failure is the
+# platform-date (landing-zone.md, "Schema drift"), and nothing downstream claims a unit that
+# is not published.
+ops_publications = Table(
+    "ops_publications",
+    metadata,
+    Column("asset_key", String(64), nullable=False),
+    Column("platform", String(16), nullable=False),
+    Column("partition_date", Date, nullable=False),
+    Column("status", String(16), nullable=False),  # published | failed | held
+    Column("reason", Text, nullable=False),
+    Column("recorded_at", DateTime, nullable=False),
+    Column("run_id", String(64), nullable=False),
+    PrimaryKeyConstraint("asset_key", "platform", "partition_date"),
+)
+
 # Every trained model (both the forecaster and the recommender): what it was trained on, how it
 # did in its backtest, and whether it went into service. Files: <data>/models/<name>/<version>.
 model_registry = Table(
@@ -475,7 +492,7 @@ LAYERS: dict[str, tuple[Table, ...]] = {
         clean_bot_viewers,
         clean_viewers,
     ),
-    "ops": (ops_quarantine, ops_ingest_ledger, ops_check_results),
+    "ops": (ops_quarantine, ops_ingest_ledger, ops_check_results, ops_publications),
     "ml": (model_registry,),
     "serving": SERVING_TABLES,
 }

@@ -10,6 +10,28 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # The first local date of the data: the daily partitions start here.
 FIRST_DATE = os.environ.get("LIVECOMMERCE_FIRST_DATE", "2026-05-25")
 
+# Every platform the contract has a dialect for (landing-zone.md, "The platform exports").
+KNOWN_PLATFORMS = ("douyin", "taobao", "jd")
+
+
+def platforms_setting() -> str:
+    """The platforms this deployment sells on, as configured: `LIVECOMMERCE_PLATFORMS`,
+    comma-separated, default all three. Only their folders are waited for and read."""
+    return os.environ.get("LIVECOMMERCE_PLATFORMS", ",".join(KNOWN_PLATFORMS))
+
+
+def parse_platforms(raw: str) -> tuple[str, ...]:
+    """`"jd, douyin"` -> `("jd", "douyin")`. Raises ValueError for an empty list or a name the
+    contract does not know."""
+    chosen = tuple(dict.fromkeys(p.strip() for p in raw.split(",") if p.strip()))
+    unknown = [p for p in chosen if p not in KNOWN_PLATFORMS]
+    if unknown or not chosen:
+        raise ValueError(
+            f"LIVECOMMERCE_PLATFORMS={raw!r}: expected a comma-separated subset of "
+            f"{', '.join(KNOWN_PLATFORMS)}"
+        )
+    return chosen
+
 
 def data_dir() -> Path:
     """The project's data folder (gitignored): landing zone, SQLite warehouse, Dagster home."""

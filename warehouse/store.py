@@ -150,7 +150,8 @@ def write_partition(
     """Replace every row of `partitions` (values of `partition_column`) by `df`, atomically.
 
     `scope` narrows what is replaced to rows with those column values (a shared table such as
-    the quarantine, written per source table). Pass `conn` to make the write part of a larger
+    the quarantine, written per source table); a list or tuple value means any of them (the
+    platforms whose data is being published). Pass `conn` to make the write part of a larger
     transaction (several tables published together); otherwise it is its own transaction.
     """
     values = sorted(set(partitions))
@@ -165,14 +166,19 @@ def write_partition(
             return write_partition(engine, table, df, partition_column, values, own, scope)
     _lock(conn, table)
     column = table.c[partition_column]
-    narrow = [table.c[name] == value for name, value in (scope or {}).items()]
+    narrow = [_in_scope(table.c[name], value) for name, value in (scope or {}).items()]
     for name, value in (scope or {}).items():
-        if len(df) and not (df[name] == value).all():
+        allowed = list(value) if isinstance(value, list | tuple) else [value]
+        if len(df) and not df[name].isin(allowed).all():
             raise ValueError(f"{table.name}: rows outside the scope {name}={value!r}")
     for i in range(0, len(values), _CHUNK):
         conn.execute(delete(table).where(column.in_(values[i : i + _CHUNK]), *narrow))
     _insert(conn, table, df)
     return len(df)
+
+
+def _in_scope(column, value):
+    return column.in_(list(value)) if isinstance(value, list | tuple) else column == value
 
 
 def write_partition_chunks(
@@ -182,16 +188,17 @@ def write_partition_chunks(
     partition_column: str,
     partitions: Iterable[object],
     prune_before: object | None = None,
+    scope: dict[str, object] | None = None,
 ) -> tuple[int, int]:
     """`write_partition` for rows made in chunks (bounded memory): in one transaction the
-    partitions are emptied, then each chunk is inserted as it comes; readers see the old rows
-    until every chunk is in, and nothing of a write that fails half way. `prune_before`: in the
-    same transaction, rows whose partition value is older go (a retention window). Returns the
-    rows written and the rows pruned."""
+    partitions (narrowed by `scope`, as in `write_partition`) are emptied, then each chunk is
+    inserted as it comes; readers see the old rows until every chunk is in, and nothing of a
+    write that fails half way. `prune_before`: in the same transaction, rows whose partition
+    value is older go (a retention window). Returns the rows written and the rows pruned."""
     values = sorted(set(partitions))
     written = pruned = 0
     with engine.begin() as conn:
-        write_partition(engine, table, pd.DataFrame(), partition_column, values, conn)
+        write_partition(engine, table, pd.DataFrame(), partition_column, values, conn, scope)
         if prune_before is not None:
             old = delete(table).where(table.c[partition_column] < prune_before)
             pruned = conn.execute(old).rowcount
