@@ -11,7 +11,7 @@ import dagster as dg
 import pandas as pd
 
 from assets.gates import recorded
-from assets.metadata import counts_table
+from assets.metadata import counts_table, frame_md
 from assets.partitions import daily_partitions, partition_dates
 from assets.resources import Lake, Warehouse
 from warehouse import quality, scorecard
@@ -68,6 +68,29 @@ def verdict_result(
             "failures": dg.MetadataValue.md(failures.to_markdown(index=False))
             if len(failures)
             else "none",
+        },
+    )
+
+
+def problems_result(
+    problems: pd.DataFrame, checked: int, what: str, severity=dg.AssetCheckSeverity.ERROR
+) -> dg.AssetCheckResult:
+    """A check's verdict from the problems a `warehouse.serving_checks` function found: passes
+    when there are none; otherwise counts them by kind and shows examples."""
+    kinds = problems["problem"].value_counts()
+    return dg.AssetCheckResult(
+        passed=problems.empty,
+        severity=severity,
+        description=(
+            "; ".join(f"{n} {kind}" for kind, n in kinds.items()) + f" (of {checked} {what})"
+        )[:1000]
+        if len(problems)
+        else None,
+        metadata={
+            f"{what}_checked": checked,
+            "problems": len(problems),
+            "by_kind": counts_table(kinds, "problem"),
+            "examples": frame_md(problems.groupby("problem").head(3)),
         },
     )
 

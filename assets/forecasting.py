@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
-from assets.checks import verdict_result
+from assets.checks import problems_result, verdict_result
 from assets.gates import recorded
 from assets.metadata import frame_md, image, preview, table_metadata
 from assets.partitions import daily_partitions, partition_dates, partition_label
@@ -27,9 +27,10 @@ from ml.drift import PSI_ALERT, drift_table
 from ml.features import FEATURES, ID_COLUMNS, NUMERIC, build_features
 from ml.history import dated, local_midnight_utc, paid_increments, sessions_as_of
 from ml.plots import forecasts_png
-from warehouse import quality
+from warehouse import quality, serving_checks
 from warehouse import registry as model_registry
 from warehouse.lake import read_partition_files, write_partition_file
+from warehouse.publications import published_platforms
 from warehouse.schema import forecast_accuracy as accuracy_table
 from warehouse.schema import session_gmv_forecast as forecast_table
 from warehouse.settings import FIRST_DATE
@@ -569,6 +570,82 @@ def accuracy_holds(
     )
 
 
+FORECAST_KEY = dg.AssetKey(["serving", "session_gmv_forecast"])
+
+
+@dg.asset_check(
+    asset=FORECAST_KEY,
+    name="valid",
+    blocking=True,
+    partitions_def=daily_partitions,
+    description=(
+        "The contract of `session_gmv_forecast`: p10 ≤ p50 ≤ p90, none negative, one row per "
+        "plan and forecast date, and every plan of the night's export (of the platforms "
+        "published) forecast on each date a model was in service."
+    ),
+)
+def forecasts_valid(
+    context: dg.AssetCheckExecutionContext, warehouse: Warehouse
+) -> dg.AssetCheckResult:
+    engine = warehouse.get_engine()
+    days = partition_dates(context)
+    stamps = [local_midnight_utc(day) for day in days]
+    forecasts = read_frame(
+        engine,
+        "SELECT plan_id, forecast_made_at, gmv_p10, gmv_p50, gmv_p90 FROM session_gmv_forecast "
+        "WHERE forecast_made_at BETWEEN :first AND :last",
+        {"first": stamps[0].to_pydatetime(), "last": stamps[-1].to_pydatetime()},
+    )
+    expected = pd.concat(
+        [
+            serving_checks.plans_exported(
+                engine, [day], published_platforms(engine, FORECAST_KEY.to_user_string(), day)
+            )
+            for day in days
+            if model_registry.champion_before(engine, MODEL, day) is not None
+        ]
+        or [pd.DataFrame(columns=["plan_id", "forecast_made_at"])],
+        ignore_index=True,
+    )
+    problems = serving_checks.forecast_problems(forecasts, expected)
+    return recorded(context, warehouse, problems_result(problems, len(forecasts), "forecasts"))
+
+
+@dg.asset_check(
+    asset=FORECAST_KEY,
+    name="served",
+    blocking=False,
+    partitions_def=daily_partitions,
+    description=(
+        "Warns when a date's plans got no forecast because no forecaster was in service yet "
+        "(the asset then finishes green with no rows: this check says so)."
+    ),
+)
+def forecasts_served(
+    context: dg.AssetCheckExecutionContext, warehouse: Warehouse
+) -> dg.AssetCheckResult:
+    engine = warehouse.get_engine()
+    days = partition_dates(context)
+    planned = set(pd.to_datetime(serving_checks.plans_exported(engine, days)["forecast_made_at"]))
+    without = [
+        day
+        for day in days
+        if local_midnight_utc(day) in planned
+        and model_registry.champion_before(engine, MODEL, day) is None
+    ]
+    return dg.AssetCheckResult(
+        passed=not without,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"no forecaster in service on {len(without)} of {len(days)} dates "
+            f"({without[0]} … {without[-1]}): their plans got no forecast"
+        )
+        if without
+        else None,
+        metadata={"dates": len(days), "dates_without_model": len(without)},
+    )
+
+
 forecasting_assets = [
     gmv_features,
     gmv_challenger,
@@ -576,4 +653,11 @@ forecasting_assets = [
     session_gmv_forecast,
     forecast_accuracy,
 ]
-forecasting_checks = [features_valid, features_stable, beats_champion, accuracy_holds]
+forecasting_checks = [
+    features_valid,
+    features_stable,
+    beats_champion,
+    accuracy_holds,
+    forecasts_valid,
+    forecasts_served,
+]

@@ -5,9 +5,10 @@ so that it publishes only the units (platform-dates, or whole dates) whose input
 before the body runs, the units an upstream asset did not publish (failed, held, never run) or
 whose upstream failed a blocking check are held, with their root cause; the body is handed the
 rest (`Units`) and may fail units of its own (a file that cannot be read); afterwards every unit
-is recorded in `ops_publications`. A step fails only when it published nothing, so one bad
-platform-date never stops the other platforms downstream in the same run; the per-platform
-report assets (`ops/<platform>`) then fail the run naming every platform-date not published.
+is recorded in `ops_publications`, and the asset's `complete` check fails when a unit was not
+published. The step itself does not fail for data it holds back, so one bad platform-date never
+stops the other platforms downstream in the same run; the per-platform report assets
+(`ops/<platform>`) then fail the run naming every platform-date not published.
 The rules themselves are in `warehouse/publications.py`.
 """
 
@@ -26,6 +27,7 @@ from warehouse import publications
 from warehouse.publications import ALL, FAILED, HELD, PUBLISHED, Unit
 
 UNITS_TAG = "livecommerce/units"
+COMPLETE = "complete"
 PER_PLATFORM, PER_DATE = "platform-date", "date"
 
 
@@ -101,6 +103,21 @@ def _units_metadata(units: Units) -> dict[str, object]:
     }
 
 
+def _complete(units: Units) -> dg.AssetCheckResult:
+    problems = {**units.held, **units.failed}
+    return dg.AssetCheckResult(
+        check_name=COMPLETE,
+        passed=not problems,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=(
+            f"{len(units.failed)} failed, {len(units.held)} held: {describe(problems)}"[:1000]
+            if problems
+            else None
+        ),
+        metadata=_units_metadata(units),
+    )
+
+
 def dated_asset(
     *,
     per_platform: bool,
@@ -111,7 +128,10 @@ def dated_asset(
 
     `per_platform`: its units are platform-dates (else whole dates); `cascade`: its rows are "as
     of" a date, so an earlier unit of a platform left unpublished upstream holds the later ones.
-    Raises dg.Failure (the step fails) when no unit of the window could be published.
+    The step never fails for data it holds back: it records every unit, and its `complete`
+    check (ERROR, not blocking) fails naming what was held or failed and why; the
+    per-platform reports then fail the run. So downstream steps still run and publish what
+    they can, and every report runs.
     """
 
     def decorator(body: Callable[..., dg.MaterializeResult]) -> dg.AssetsDefinition:
@@ -129,30 +149,17 @@ def dated_asset(
                 engine, upstream, [(p, d) for d in days for p in names], deployed, cascade
             )
             units = Units(days, names, held)
-            if len(held) == len(days) * len(names):
-                publications.record(engine, asset, units.frame(), context.run.run_id)
-                raise dg.Failure(
-                    description=(
-                        f"{asset} refused to publish {partition_label(days)}: every unit waits "
-                        f"for data that was not published: {describe(held)}. Fix the upstream "
-                        "data and re-run those dates."
-                    ),
-                    metadata=_units_metadata(units),
-                )
-            result = body(context, units, **{k: v for k, v in resources.items() if k in wanted})
+            if len(held) < len(days) * len(names):
+                result = body(context, units, **{k: v for k, v in resources.items() if k in wanted})
+            else:  # every unit waits: nothing to compute
+                result = dg.MaterializeResult(metadata={"partition": partition_label(days)})
             publications.record(engine, asset, units.frame(), context.run.run_id)
-            if units.failed and not any(units.ready_days(p) for p in names):
-                raise dg.Failure(
-                    description=f"{asset} published nothing: {describe(units.failed)}",
-                    metadata=_units_metadata(units),
-                )
-            if units.failed or units.held:
-                context.log.warning(
-                    f"{asset}: not published: {describe({**units.held, **units.failed})}"
-                )
+            problems = {**units.held, **units.failed}
+            if problems:
+                context.log.warning(f"{asset}: not published: {describe(problems)}")
             return dg.MaterializeResult(
                 metadata={**(result.metadata or {}), **_units_metadata(units)},
-                check_results=result.check_results,
+                check_results=[*(result.check_results or []), _complete(units)],
                 data_version=result.data_version,
                 tags=result.tags,
             )
@@ -169,10 +176,24 @@ def dated_asset(
         compute.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         compute.__name__ = body.__name__
         compute.__doc__ = body.__doc__
+        key = dg.AssetKey.from_coercible(
+            asset_kwargs.get("key") or [asset_kwargs["key_prefix"], asset_kwargs["name"]]
+        )
         return dg.asset(
             partitions_def=daily_partitions,
             backfill_policy=single_run,
             tags={UNITS_TAG: PER_PLATFORM if per_platform else PER_DATE},
+            check_specs=[
+                dg.AssetCheckSpec(
+                    COMPLETE,
+                    asset=key,
+                    description=(
+                        "Fails (without stopping the run) when a platform-date of the partition "
+                        "was not published: held because an upstream one was not, or failed "
+                        "because its own file could not be read; says which and why."
+                    ),
+                )
+            ],
             **asset_kwargs,
         )(compute)
 

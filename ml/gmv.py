@@ -132,7 +132,8 @@ def labelled(
     rows = features.merge(matches[["plan_id", "session_key"]], on="plan_id", how="inner")
     latest = pd.Timestamp(cutoff - dt.timedelta(days=settle_days))
     # A session not in the history (exported after `cutoff`) maps to NaT: not a label yet.
-    rows = rows[pd.to_datetime(rows["session_key"].map(started)).le(latest).to_numpy(bool)]
+    start = pd.Series(started.reindex(rows["session_key"].astype(object)).to_numpy())
+    rows = rows[start.le(latest).to_numpy(bool)]
     return rows.assign(actual=rows["session_key"].map(gmv).to_numpy())
 
 

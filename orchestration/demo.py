@@ -16,13 +16,11 @@ import pandas as pd
 from sqlalchemy import inspect
 
 from orchestration.definitions import NIGHTLY_JOB
+from orchestration.run import run_window
 from simulator import PRESETS, simulate
 from warehouse.schema import LAYERS
 from warehouse.settings import data_dir, landing_dir, warehouse_url
 from warehouse.store import make_engine, read_frame
-
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
 
 CONSUMER_QUERY = """SELECT platform, room_id, COUNT(*) AS sessions, ROUND(SUM(gmv), 2) AS gmv,
        ROUND(AVG(conversion), 4) AS conversion
@@ -49,20 +47,6 @@ def ensure_landing(preset_name: str, seed: int) -> Path:
         f"in {summary['seconds']} s"
     )
     return landing
-
-
-def run_window(first: str, last: str) -> dg.ExecuteInProcessResult:
-    """One run over the whole window, as a backfill would launch it (single-run policy)."""
-    from orchestration.definitions import defs
-
-    job = defs.resolve_job_def(NIGHTLY_JOB)
-    with dg.DagsterInstance.get() as instance:
-        return job.execute_in_process(
-            instance=instance,
-            tags={RANGE_START: first, RANGE_END: last},
-            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-            raise_on_error=False,
-        )
 
 
 def check_summary(result: dg.ExecuteInProcessResult) -> str:

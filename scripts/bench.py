@@ -53,14 +53,17 @@ rows = 0
 sessions = []
 for table in ("sessions", "lineup", "orders", "refunds"):
     for platform in PLATFORMS:
-        b = clean_platform_exports(LANDING, platform, table, [day], "bench", "bench")
+        b, failures = clean_platform_exports(LANDING, platform, table, [day], "bench", "bench")
+        assert not failures, failures
         target = metadata.tables[CLEAN_TABLE[table]]
         write_partition(engine, target, b.rows, "export_date", [day], scope={"platform": platform})
         rows += int(b.ledger["raw_rows"].sum())
         if table == "sessions":
             sessions.append(b.rows[["session_key", "start_time", "end_time"]])
 known = pd.concat(sessions)
-events = clean_event_folder(LANDING, day, known, pd.Series(dtype=str), "bench", "bench")
+events = clean_event_folder(
+    LANDING, day, known, pd.Series(dtype=str), "bench", "bench", PLATFORMS
+)
 write_partition_file(OUT / "lake", "events", day, events.rows)
 rows += int(events.ledger["raw_rows"].sum())
 report(rows, "raw rows and events")

@@ -165,6 +165,9 @@ def test_truth_has_oracle_and_propensities(tiny_dirty):
 
 def test_personal_data_never_reaches_clean_rows(tiny_dirty):
     day = dt.date(2026, 11, 11)
-    batch = clean_platform_exports(tiny_dirty / "landing", "taobao", "orders", [day], "k", "r")
+    batch, failures = clean_platform_exports(
+        tiny_dirty / "landing", "taobao", "orders", [day], "k", "r"
+    )
+    assert failures == {}
     assert {"phone", "address", "buyer_id"}.isdisjoint(batch.rows.columns)
     assert batch.rows["viewer_key"].str.fullmatch(r"[0-9a-f]{64}").all()

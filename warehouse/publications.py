@@ -102,7 +102,7 @@ def blocked_units(
         if len(failed_check):
             c = failed_check.iloc[0]
             blocked[(platform, day)] = (
-                f"{c['asset_key']} check {c['check_name']} failed on {day}: "
+                f"{c['asset_key']} {c['check_name']} on {day}: the blocking check failed: "
                 f"{str(c['description'])[:200]}"
             )
             continue
@@ -193,3 +193,14 @@ def platform_dates(
     return pd.DataFrame(
         out, columns=["platform", "date", "status", "published", "not_published", "causes"]
     )
+
+
+def published_platforms(engine: Engine, asset_key: str, day: dt.date) -> list[str]:
+    """The platforms whose unit of `day` `asset_key` published (what a check of it may judge)."""
+    rows = read_frame(
+        engine,
+        "SELECT platform FROM ops_publications WHERE asset_key = :key "
+        f"AND partition_date = :day AND status = '{PUBLISHED}'",
+        {"key": asset_key, "day": day.isoformat()},
+    )
+    return sorted(rows["platform"])
