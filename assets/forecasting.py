@@ -590,11 +590,15 @@ def forecasts_valid(
     engine = warehouse.get_engine()
     days = partition_dates(context)
     stamps = [local_midnight_utc(day) for day in days]
+    # A half-open range: SQLite stores the stamps as text with microseconds.
     forecasts = read_frame(
         engine,
         "SELECT plan_id, forecast_made_at, gmv_p10, gmv_p50, gmv_p90 FROM session_gmv_forecast "
-        "WHERE forecast_made_at BETWEEN :first AND :last",
-        {"first": stamps[0].to_pydatetime(), "last": stamps[-1].to_pydatetime()},
+        "WHERE forecast_made_at >= :first AND forecast_made_at < :after",
+        {
+            "first": stamps[0].to_pydatetime(),
+            "after": (stamps[-1] + pd.Timedelta(days=1)).to_pydatetime(),
+        },
     )
     expected = pd.concat(
         [

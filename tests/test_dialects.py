@@ -135,6 +135,15 @@ def test_missing_column_names_file_and_column(tmp_path):
     assert "sessions.csv" in str(err.value) and "'成交金额(元)'" in str(err.value)
 
 
+def test_every_missing_column_is_named_at_once(tmp_path):
+    header = DOUYIN_SESSIONS_HEADER.replace("成交金额(元)", "成交金额").replace("主播编码", "主播")
+    path = write(tmp_path / "sessions.csv", header + "\n", "utf-8-sig")
+    with pytest.raises(SchemaDriftError) as err:
+        read_platform_file(path, "douyin", "sessions")
+    assert err.value.missing == ["主播编码", "成交金额(元)"]
+    assert "'主播编码', '成交金额(元)'" in str(err.value)
+
+
 def test_extra_column_is_tolerated_and_reported(tmp_path):
     body = (
         DOUYIN_SESSIONS_HEADER + ",备注\n"

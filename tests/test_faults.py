@@ -241,12 +241,12 @@ def test_a_blocking_check_keeps_the_published_scorecard(landing, url):
     assert "douyin/2026-11-01/orders.csv" in failed[0].description
     pd.testing.assert_frame_equal(q(url, "SELECT * FROM session_scorecard"), before)
 
-    # A later run of only the scorecard is refused too: the verdict is kept in the warehouse.
+    # A later run of only the scorecard holds the date too: the verdict is kept in the
+    # warehouse, and the scorecard's `complete` check names it.
     later = run_assets(landing, url, D1, selection=[dg.AssetKey(["serving", "session_scorecard"])])
-    assert not later.success
-    (failure,) = [e for e in later.all_events if e.is_step_failure]
-    message = failure.step_failure_data.error.message
-    assert "clean/orders quarantine_rate on 2026-11-01" in message
+    (complete,) = [e for e in later.get_asset_check_evaluations() if e.check_name == "complete"]
+    assert not complete.passed and complete.severity == dg.AssetCheckSeverity.ERROR
+    assert "clean/orders quarantine_rate on 2026-11-01" in complete.description
     pd.testing.assert_frame_equal(q(url, "SELECT * FROM session_scorecard"), before)
     verdicts = q(url, "SELECT * FROM ops_check_results WHERE NOT passed")
     assert list(verdicts[["asset_key", "check_name"]].itertuples(index=False, name=None)) == [
