@@ -192,15 +192,6 @@ def test_rerunning_a_partition_replaces_it(clean_run, tiny_clean, tmp_path):
     assert_same(before, after)
 
 
-def test_nightly_runs_equal_one_backfill(tiny_clean, tmp_path):
-    days = [d.isoformat() for d in TINY.dates[:5]]
-    nightly, backfill = sqlite_url(tmp_path / "nightly.db"), sqlite_url(tmp_path / "backfill.db")
-    for day in days:
-        assert run_assets(tiny_clean / "landing", nightly, day).success
-    assert run_assets(tiny_clean / "landing", backfill, days[0], days[-1]).success
-    assert_same(snapshot(nightly), snapshot(backfill))
-
-
 def test_a_folder_without_success_marker_fails_the_date(tiny_clean, tmp_path):
     landing = tmp_path / "landing"
     shutil.copytree(tiny_clean / "landing" / "jd" / "2026-11-01", landing / "jd" / "2026-11-01")

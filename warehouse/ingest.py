@@ -76,14 +76,6 @@ def not_ready(root: Path | str, name: str, day: dt.date) -> str | None:
     return f"{name}/{day.isoformat()} {state}: the {name} export of {day} is incomplete, not empty"
 
 
-def require_ready(root: Path | str, platform: str, day: dt.date) -> Path:
-    """The platform-date folder, or LandingNotReady if it has not landed completely."""
-    problem = not_ready(root, platform, day)
-    if problem:
-        raise LandingNotReady(problem)
-    return folder(root, platform, day)
-
-
 def required_folders(platforms: Sequence[str]) -> tuple[str, ...]:
     """The folders a date needs before it can be processed (the catalogue lands only on change,
     the costs are optional)."""
@@ -291,6 +283,5 @@ __all__ = [
     "SchemaDriftError",
     "clean_platform_exports",
     "latest_per_key",
-    "require_ready",
     "viewer_keys",
 ]
