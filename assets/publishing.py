@@ -52,14 +52,24 @@ class Units:
         return [d for d in self.days if self.is_ready(platform, d)]
 
     def windows(self) -> list[tuple[list[dt.date], tuple[str, ...]]]:
-        """The ready dates with the platforms that share them: one window in a healthy run; for
-        an "as of" asset, a platform held from some date on has its own, shorter window."""
+        """Runs of consecutive ready dates, each with the platforms that share it: one window in
+        a healthy run; a platform held from some date on gets its own, shorter window, and a
+        date held in the middle splits the window, as nightly runs would have."""
         groups: dict[tuple[dt.date, ...], list[str]] = {}
         for platform in self.platforms:
             days = tuple(self.ready_days(platform))
             if days:
                 groups.setdefault(days, []).append(platform)
-        return [(list(days), tuple(names)) for days, names in groups.items()]
+        out = []
+        for days, names in groups.items():
+            run = [days[0]]
+            for day in days[1:]:
+                if day - run[-1] > dt.timedelta(days=1):
+                    out.append((run, tuple(names)))
+                    run = []
+                run.append(day)
+            out.append((run, tuple(names)))
+        return out
 
     def fail(self, platform: str, day: dt.date, reason: str) -> None:
         """Mark a unit failed by the body (its own input cannot be read): not published."""

@@ -194,6 +194,8 @@ def test_a_failed_brand_file_holds_every_platform(engine):
 def test_units_give_each_platform_its_window():
     units = Units([D0, D1, D2], PLATFORMS, {("jd", D1): "x", ("jd", D2): "x"})
     assert units.windows() == [([D0, D1, D2], ("douyin",)), ([D0], ("jd",))]
+    gap = Units([D0, D1, D2], PLATFORMS, {("douyin", D1): "x", ("jd", D1): "x"})
+    assert gap.windows() == [([D0], PLATFORMS), ([D2], PLATFORMS)]
     units.fail("douyin", D2, "unreadable")
     assert units.ready_on(D2) == []
     frame = units.frame()
