@@ -73,7 +73,10 @@ def verdict_result(
 
 
 def problems_result(
-    problems: pd.DataFrame, checked: int, what: str, severity=dg.AssetCheckSeverity.ERROR
+    problems: pd.DataFrame,
+    checked: int,
+    what: str,
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
 ) -> dg.AssetCheckResult:
     """A check's verdict from the problems a `warehouse.serving_checks` function found: passes
     when there are none; otherwise counts them by kind and shows examples."""
