@@ -108,7 +108,7 @@ def blocked_units(
             continue
         reason = _same_date(state, upstream, platform, day, platforms)
         if reason is None and cascade:
-            reason = _failed_by(failures, platform, day)
+            reason = _failed_by(failures, platform, day, platforms)
         if reason is not None:
             blocked[(platform, day)] = reason
     return blocked
@@ -131,10 +131,12 @@ def _same_date(
     return None
 
 
-def _failed_by(failures: pd.DataFrame, platform: str, day: dt.date) -> str | None:
-    """The first failure of the platform (or of the brand's files; of any, for a whole-date
-    unit) dated `day` or before."""
-    ours = failures["platform"].isin([platform, ALL]) if platform != ALL else True
+def _failed_by(
+    failures: pd.DataFrame, platform: str, day: dt.date, platforms: Sequence[str]
+) -> str | None:
+    """The first failure of the platform (or of the brand's files; of any deployed platform,
+    for a whole-date unit) dated `day` or before."""
+    ours = failures["platform"].isin([platform, ALL] if platform != ALL else [*platforms, ALL])
     found = failures[ours & (failures["partition_date"] <= day)]
     return _root(found.iloc[0]) if len(found) else None
 
