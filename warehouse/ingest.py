@@ -130,18 +130,28 @@ def clean_platform_exports(
     cannot be read, why (no `_SUCCESS`, the file missing, a required column missing, a file that
     cannot be decoded): that platform-date fails and contributes no rows."""
     name = DIALECTS[platform].file_name(table)
+    sources = {day: f"{platform}/{day.isoformat()}/{name}" for day in export_dates}
+    files, failures = _landed(landing_root, sources)
+    batch, unreadable = _clean_files(landing_root, files, platform, table, secret, run_id)
+    return batch, {**failures, **unreadable}
+
+
+def _landed(
+    landing_root: Path | str, sources: dict[dt.date, str]
+) -> tuple[list[tuple[dt.date, str]], dict[dt.date, str]]:
+    """The (date, file) pairs that can be read, and per other date why not: its folder has no
+    `_SUCCESS`, or the file is missing from the landed folder (every listed file is due)."""
     files, failures = [], {}
-    for day in export_dates:
-        source = f"{platform}/{day.isoformat()}/{name}"
-        problem = not_ready(landing_root, platform, day)
+    for day, source in sources.items():
+        kind = source.split("/")[0]
+        problem = not_ready(landing_root, kind, day)
         if problem is None and not (Path(landing_root) / source).exists():
-            problem = f"{source} is missing: every platform-date folder holds all four files"
+            problem = f"{source} is missing from its landed folder"
         if problem:
             failures[day] = problem
         else:
             files.append((day, source))
-    batch, unreadable = _clean_files(landing_root, files, platform, table, secret, run_id)
-    return batch, {**failures, **unreadable}
+    return files, failures
 
 
 def clean_brand_files(
@@ -152,19 +162,10 @@ def clean_brand_files(
     date); and, per date that cannot be read, why (a folder without `_SUCCESS`, a missing plan
     folder or file, a missing column)."""
     pattern = BRAND_FILES[table]
-    files, failures = [], {}
-    for day in dates:
-        source = pattern.format(date=day.isoformat())
-        kind = source.split("/")[0]
-        if table == "products" and not (Path(landing_root) / kind / day.isoformat()).exists():
-            continue
-        problem = not_ready(landing_root, kind, day)
-        if problem is None and not (Path(landing_root) / source).exists():
-            problem = f"{source} is missing"
-        if problem:
-            failures[day] = problem
-        else:
-            files.append((day, source))
+    sources = {day: pattern.format(date=day.isoformat()) for day in dates}
+    if table == "products":
+        sources = {d: s for d, s in sources.items() if (Path(landing_root) / s).parent.exists()}
+    files, failures = _landed(landing_root, sources)
     batch, unreadable = _clean_files(landing_root, files, "brand", table, "", run_id)
     return batch, {**failures, **unreadable}
 
