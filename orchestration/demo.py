@@ -16,7 +16,7 @@ import pandas as pd
 from sqlalchemy import inspect
 
 from orchestration.definitions import NIGHTLY_JOB
-from orchestration.run import run_window
+from orchestration.run import format_report, publication_report, run_window
 from simulator import PRESETS, simulate
 from warehouse.schema import LAYERS
 from warehouse.settings import data_dir, landing_dir, warehouse_url
@@ -380,6 +380,8 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(1)
         print(f"run {result.run_id} finished ({time.perf_counter() - started:.0f} s so far)")
         print(check_summary(result))
+    report = publication_report(warehouse_url(), preset.start, preset.end)
+    print(format_report(report, problems_only=True))
     print(summary(warehouse_url()))
     print(truth_reconciliation(warehouse_url(), landing_dir().parent / "truth"))
     print(forecasting_summary(warehouse_url()))

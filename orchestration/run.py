@@ -42,10 +42,12 @@ def publication_report(url: str, first: dt.date, last: dt.date) -> pd.DataFrame:
     return platform_dates(make_engine(url), platforms, first, last)
 
 
-def format_report(report: pd.DataFrame) -> str:
+def format_report(report: pd.DataFrame, problems_only: bool = False) -> str:
+    """The report as an operator reads it: a count, then a line per platform-date (with
+    `problems_only`, only those not published in full)."""
     ok = report["status"] == PUBLISHED
     lines = [f"\n{int(ok.sum())} of {len(report)} platform-dates published in full"]
-    for row in report.itertuples():
+    for row in (report[~ok] if problems_only else report).itertuples():
         line = f"  {row.platform:7s} {row.date}  {row.status:9s} {row.published:3d} assets"
         lines.append(line + (f"  {row.causes}" if row.causes else ""))
     return "\n".join(lines)
