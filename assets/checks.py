@@ -1,8 +1,9 @@
 """Quality gates of the clean layer, run as Dagster asset checks after each write.
 
 Blocking checks (ERROR) stop everything downstream in the run: broken keys, impossible values,
-a ledger that does not add up, a file whose rows are mostly quarantined. Warnings (WARN) show
-in the UI and let the run go on. The README's "Quality gates" says why each is which.
+a ledger that does not add up. (A file whose rows are mostly broken never gets this far: it
+fails its platform-date at the door, `warehouse/ingest.broken_files`.) Warnings (WARN) show in
+the UI and let the run go on. The README's "Quality gates" says why each is which.
 """
 
 import datetime as dt
@@ -22,11 +23,6 @@ from warehouse.store import read_frame
 VALID = "valid"
 LOOKS_NORMAL = "looks_normal"
 LEDGER_ADDS_UP = "ledger_adds_up"
-QUARANTINE_RATE = "quarantine_rate"
-# A file fails when more than this share of its rows (and more than a handful) is quarantined:
-# the sign of a broken export rather than of a few bad rows.
-MAX_QUARANTINE_SHARE = 0.05
-MAX_QUARANTINE_FLOOR = 5
 
 CLEAN_ASSETS = {
     "products": "products",
@@ -207,69 +203,7 @@ def build_checks(table: str) -> list[dg.AssetChecksDefinition]:
         ).set_index("source_file")["n"]
         return recorded(context, warehouse, ledger_result(warehouse, table, window, in_table))
 
-    @dg.asset_check(
-        asset=key,
-        name=QUARANTINE_RATE,
-        blocking=True,
-        partitions_def=daily_partitions,
-        description=(
-            f"No file has more than {MAX_QUARANTINE_SHARE:.0%} (and more than "
-            f"{MAX_QUARANTINE_FLOOR}) of its rows quarantined: that is a broken export."
-        ),
-    )
-    def quarantine_rate(
-        context: dg.AssetCheckExecutionContext, warehouse: Warehouse
-    ) -> dg.AssetCheckResult:
-        params = {**_window(context), "table": table}
-        engine = warehouse.get_engine()
-        ledger = read_frame(
-            engine,
-            "SELECT source_file, raw_rows FROM ops_ingest_ledger "
-            "WHERE table_name = :table AND export_date BETWEEN :first AND :last",
-            params,
-        )
-        # Rows broken in the file itself; orphans of a quarantined parent do not count here.
-        own = read_frame(
-            engine,
-            "SELECT source_file, COUNT(*) AS quarantined_rows FROM ops_quarantine "
-            "WHERE table_name = :table AND kind IN ('format', 'value') "
-            "AND export_date BETWEEN :first AND :last GROUP BY source_file",
-            params,
-        )
-        ledger = ledger.merge(own, on="source_file", how="left").fillna({"quarantined_rows": 0})
-        limit = (ledger["raw_rows"] * MAX_QUARANTINE_SHARE).clip(lower=MAX_QUARANTINE_FLOOR)
-        bad = ledger[ledger["quarantined_rows"] > limit]
-        reasons = read_frame(
-            engine,
-            "SELECT source_file, reason FROM ops_quarantine WHERE table_name = :table "
-            "AND kind IN ('format', 'value') AND export_date BETWEEN :first AND :last",
-            params,
-        )
-        top = reasons[reasons["source_file"].isin(bad["source_file"])]["reason"].str.replace(
-            r":.*", "", regex=True
-        )
-        result = dg.AssetCheckResult(
-            passed=bad.empty,
-            severity=dg.AssetCheckSeverity.ERROR,
-            description=f"{len(bad)} files mostly quarantined: {', '.join(bad['source_file'][:5])}"
-            if len(bad)
-            else None,
-            metadata={
-                "files": len(ledger),
-                "worst_share": float(
-                    (ledger["quarantined_rows"] / ledger["raw_rows"].clip(lower=1)).max()
-                )
-                if len(ledger)
-                else 0.0,
-                "failing_files": dg.MetadataValue.md(bad.to_markdown(index=False))
-                if len(bad)
-                else "none",
-                "their_reasons": counts_table(top.value_counts(), "reason"),
-            },
-        )
-        return recorded(context, warehouse, result)
-
-    return [valid, looks_normal, ledger_adds_up, quarantine_rate]
+    return [valid, looks_normal, ledger_adds_up]
 
 
 clean_checks = [check for table in CLEAN_ASSETS for check in build_checks(table)]

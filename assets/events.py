@@ -95,6 +95,11 @@ def events(
             for platform in platforms:
                 units.fail(platform, day, str(exc))
             continue
+        for platform, reason in batch.failed.items():
+            units.fail(platform, day, reason)
+        platforms = units.ready_on(day)
+        if not platforms:
+            continue
         with engine.begin() as conn:
             scope = {"table_name": EVENTS, "platform": platforms}
             write_partition(

@@ -202,7 +202,9 @@ def features_stable(context: dg.AssetCheckExecutionContext, lake: Lake) -> dg.As
     before = [days[0] - dt.timedelta(days=k) for k in range(DRIFT_DAYS, 0, -1)]
     previous = read_features(lake, before)
     numeric = [c for c in NUMERIC if c not in ("horizon_days", "weekday", "hour")]
-    table = drift_table(previous, current, numeric) if len(previous) else pd.DataFrame()
+    # A date whose features were all held back (a bad plan file) has nothing to compare.
+    both = len(previous) and len(current)
+    table = drift_table(previous, current, numeric) if both else pd.DataFrame()
     moved = table[table["psi"] > PSI_ALERT] if len(table) else table
     warnings = quality.validate("gmv_features", current, blocking=False)
     problems = [f"{len(moved)} features moved (PSI > {PSI_ALERT})"] if len(moved) else []

@@ -8,7 +8,12 @@ import json
 import pandas as pd
 import pytest
 
-from warehouse.dialects import SchemaDriftError, read_platform_file, write_platform_file
+from warehouse.dialects import (
+    SchemaDriftError,
+    UnreadableFile,
+    read_platform_file,
+    write_platform_file,
+)
 
 DOUYIN_SESSIONS_HEADER = (
     "直播场次ID,直播间ID,直播间名称,主播编码,直播标题,开播时间,关播时间,观看人数,观看人次,"
@@ -142,6 +147,31 @@ def test_every_missing_column_is_named_at_once(tmp_path):
         read_platform_file(path, "douyin", "sessions")
     assert err.value.missing == ["主播编码", "成交金额(元)"]
     assert "'主播编码', '成交金额(元)'" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("platform", "table", "header", "encoding", "said"),
+    [
+        ("taobao", "orders", TAOBAO_ORDERS_HEADER, "utf-8", "not GB18030 text: the file is UTF-8"),
+        (
+            "douyin",
+            "sessions",
+            DOUYIN_SESSIONS_HEADER,
+            "gb18030",
+            "not UTF-8 text: the file is GB18030",
+        ),
+    ],
+)
+def test_a_file_in_another_encoding_is_said_so(tmp_path, platform, table, header, encoding, said):
+    path = write(tmp_path / f"{table}.csv", header + "\n", encoding)
+    with pytest.raises(UnreadableFile, match=said):
+        read_platform_file(path, platform, table)
+
+
+def test_an_empty_csv_is_said_to_be_empty(tmp_path):
+    path = write(tmp_path / "sessions.csv", "", "utf-8")
+    with pytest.raises(UnreadableFile, match="the file is empty"):
+        read_platform_file(path, "douyin", "sessions")
 
 
 def test_extra_column_is_tolerated_and_reported(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import dagster as dg
 import pandas as pd
 import pytest
@@ -19,6 +21,8 @@ from tests.landing_builder import (
     write_day,
     write_events,
 )
+from tests.test_pipeline import failure_text
+from warehouse.gates import record_check
 from warehouse.store import make_engine, read_frame
 
 D1, D2, D3 = "2026-11-01", "2026-11-02", "2026-11-03"
@@ -218,7 +222,12 @@ def test_extra_column_is_tolerated_and_reported(landing, url):
     assert meta["extra_columns_tolerated"].value == "备注"
 
 
-def test_a_blocking_check_keeps_the_published_scorecard(landing, url):
+def complete_check(result):
+    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "complete"]
+    return evaluation
+
+
+def test_a_mostly_broken_file_fails_its_platform_date_at_the_door(landing, url):
     base_day(landing)
     assert run_assets(landing, url, D1).success
     before = q(url, "SELECT * FROM session_scorecard")
@@ -229,38 +238,44 @@ def test_a_blocking_check_keeps_the_published_scorecard(landing, url):
     text = path.read_text(encoding="utf-8-sig").replace(",999.00,999.00,", ",999.00,??,")
     path.write_text(text.replace(",??,", ",999.00,", 1), encoding="utf-8-sig")
     result = run_assets(landing, url, D1)
-    assert not result.success
-    failed = [
-        e
-        for e in result.get_asset_check_evaluations()
-        if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR
-    ]
-    assert [(e.asset_key.to_user_string(), e.check_name) for e in failed] == [
-        ("clean/orders", "quarantine_rate")
-    ]
-    assert "douyin/2026-11-01/orders.csv" in failed[0].description
+    assert not result.success  # the douyin report fails the run; nothing else does
+    assert {e.step_key for e in result.get_step_failure_events()} == {"ops__douyin"}
+    text = failure_text(result)
+    assert "douyin/2026-11-01/orders.csv: 10 of 11 records are broken (paid" in text
+    units = q(url, "SELECT platform, status FROM ops_publications WHERE asset_key = 'clean/orders'")
+    assert dict(units.itertuples(index=False)) == {
+        "douyin": "failed", "taobao": "published", "jd": "published"
+    }  # fmt: skip
     pd.testing.assert_frame_equal(q(url, "SELECT * FROM session_scorecard"), before)
 
-    # A later run of only the scorecard holds the date too: the verdict is kept in the
-    # warehouse, and the scorecard's `complete` check names it.
+    # A later run of only the scorecard holds douyin's date too, and says why.
     later = run_assets(landing, url, D1, selection=[dg.AssetKey(["serving", "session_scorecard"])])
-    (complete,) = [e for e in later.get_asset_check_evaluations() if e.check_name == "complete"]
+    complete = complete_check(later)
     assert not complete.passed and complete.severity == dg.AssetCheckSeverity.ERROR
-    assert "clean/orders quarantine_rate on 2026-11-01" in complete.description
+    assert "clean/orders douyin 2026-11-01: douyin/2026-11-01/orders.csv" in complete.description
     pd.testing.assert_frame_equal(q(url, "SELECT * FROM session_scorecard"), before)
-    verdicts = q(url, "SELECT * FROM ops_check_results WHERE NOT passed")
-    assert list(verdicts[["asset_key", "check_name"]].itertuples(index=False, name=None)) == [
-        ("clean/orders", "quarantine_rate")
-    ]
 
-    # The export is fixed and re-run: the check passes again and the scorecard is published.
+    # The export is fixed and re-run: everything is published again.
     base_day(landing, orders=many)
     assert run_assets(landing, url, D1).success
-    assert q(url, "SELECT * FROM ops_check_results WHERE NOT passed").empty
     assert q(url, "SELECT gmv FROM session_scorecard")["gmv"].tolist() == [999.0 * 11]
 
 
-# --- tracking events -------------------------------------------------------------------------
+def test_a_failed_blocking_verdict_holds_later_runs_until_it_passes(landing, url):
+    base_day(landing)
+    assert run_assets(landing, url, D1).success
+    before = q(url, "SELECT * FROM session_scorecard")
+    day = [dt.date.fromisoformat(D1)]
+    record_check(make_engine(url), "clean/orders", "valid", day, False, "2 keys twice", "r1")
+    scorecard = [dg.AssetKey(["serving", "session_scorecard"])]
+    complete = complete_check(run_assets(landing, url, D1, selection=scorecard))
+    assert not complete.passed
+    assert "clean/orders valid on 2026-11-01: the blocking check failed: 2 keys twice" in (
+        complete.description
+    )
+    pd.testing.assert_frame_equal(q(url, "SELECT * FROM session_scorecard"), before)
+    record_check(make_engine(url), "clean/orders", "valid", day, True, "", "r2")
+    assert complete_check(run_assets(landing, url, D1, selection=scorecard)).passed
 
 
 def events_day(landing, events, day=D1, part="douyin-000"):

@@ -336,23 +336,30 @@ def _mask(record: dict[str, object]) -> str:
     return scrub_personal(json.dumps(masked, ensure_ascii=False, default=str))
 
 
+class UnreadableFile(ValueError):
+    """A file that cannot be read at all, said in words ("empty", "not GB18030 text")."""
+
+
+# What a file in the wrong encoding usually is (a spreadsheet re-saved it).
+_OTHER_ENCODINGS = ("utf-8-sig", "gb18030")
+
+
 def _read_csv(data: bytes, path: Path, dialect: Dialect, table: str):
+    if not data.strip():
+        raise UnreadableFile(f"{path}: the file is empty, without even its header line")
     try:
         text = data.decode(dialect.encoding)
-    except UnicodeDecodeError as exc:
+    except UnicodeDecodeError:
         # Keep going line by line: an undecodable byte spoils its row, not the file.
         text = data.decode(dialect.encoding, errors="replace")
-        if not text.strip():
-            raise ValueError(f"{path}: not {dialect.encoding} text ({exc})") from exc
     if text.startswith("\ufeff"):
         text = text[1:]
     reader = csv.reader(io.StringIO(text, newline=""))
+    header = [h.strip() for h in next(reader, [])]
     try:
-        header = next(reader)
-    except StopIteration as exc:
-        raise SchemaDriftError(path, list(dialect.headers[table]), []) from exc
-    header = [h.strip() for h in header]
-    extra = _check_columns(path, dialect, table, header)
+        extra = _check_columns(path, dialect, table, header)
+    except SchemaDriftError:
+        raise _wrong_encoding(data, path, dialect, table) from None
     hmap = dialect.header_map(table)
     logical = list(hmap)
     positions = [header.index(hmap[name]) for name in logical]
@@ -379,6 +386,27 @@ def _read_csv(data: bytes, path: Path, dialect: Dialect, table: str):
     raw = pd.DataFrame(good_values, columns=logical, dtype="str")
     raw.insert(0, "line", pd.array(good_lines, dtype="int64"))
     return raw, bad, extra
+
+
+def _wrong_encoding(data: bytes, path: Path, dialect: Dialect, table: str) -> ValueError:
+    """Why a CSV's header lacks required columns: the file is in another encoding (said so in
+    words), or the columns really are missing (a SchemaDriftError naming every one)."""
+    first = data.split(b"\n", 1)[0].rstrip(b"\r")
+    expected = dialect.headers[table]
+    for encoding in _OTHER_ENCODINGS:
+        try:
+            names = next(csv.reader([first.decode(encoding).lstrip("\ufeff")]), [])
+        except UnicodeDecodeError:
+            continue
+        if encoding != dialect.encoding and all(h in [n.strip() for n in names] for h in expected):
+            wanted = "UTF-8" if dialect.encoding.startswith("utf-8") else dialect.encoding.upper()
+            found = "UTF-8" if encoding.startswith("utf-8") else encoding.upper()
+            return UnreadableFile(f"{path}: not {wanted} text: the file is {found}")
+    text = first.decode(dialect.encoding, errors="replace")
+    present = [h.strip() for h in next(csv.reader([text.lstrip("\ufeff")]), [])]
+    if "\ufffd" in text:
+        return UnreadableFile(f"{path}: not {dialect.encoding} text: its header cannot be read")
+    return SchemaDriftError(path, [h for h in expected if h not in present], present)
 
 
 def _read_jsonl(data: bytes, path: Path, dialect: Dialect, table: str):

@@ -37,6 +37,7 @@ class EventBatch:
     rows: pd.DataFrame  # EVENT_COLUMNS
     quarantine: pd.DataFrame
     ledger: pd.DataFrame  # per part file: raw, clean, duplicates, quarantined
+    failed: dict[str, str]  # platform -> why its parts of the folder cannot be read
 
 
 def event_parts(landing_root: Path | str, day: dt.date, platforms: Iterable[str]) -> list[Path]:
@@ -119,10 +120,12 @@ def clean_event_folder(
     start_time, end_time as known by `day`; `earlier_event_ids`: ids already landed in the
     folders before it (a redelivery is a duplicate, not a new event). Parts are checked and
     shaped one at a time, so memory holds the folder's compact clean rows, never all its raw
-    lines. The ledger and quarantine rows carry the platform of their part file.
+    lines. The ledger and quarantine rows carry the platform of their part file. A part that
+    cannot be read (a truncated gzip, not JSON Lines at all) fails its platform's events of the
+    folder: none of that platform's parts is kept, and `failed` says why.
 
     Raises LandingNotReady when the folder has not landed completely."""
-    shaped, quarantined, files = [], [], []
+    shaped, quarantined, files, failed = [], [], [], {}
     digests: dict[str, str] = {}  # viewer pseudonyms, computed once per folder
     pending: list[pd.DataFrame] = []  # small parts are checked together: less overhead
 
@@ -135,7 +138,13 @@ def clean_event_folder(
 
     for path in event_parts(landing_root, day, platforms):
         source = f"events/{day.isoformat()}/{path.name}"
-        raw, unreadable = read_part(path)
+        if part_platform(path.name) in failed:
+            continue
+        try:
+            raw, unreadable = read_part(path)
+        except Exception as exc:  # a part that cannot be read fails its platform, not the step
+            failed[part_platform(path.name)] = f"{source} cannot be read: {exc}"
+            continue
         files.append({"source_file": source, "raw_rows": len(raw) + len(unreadable)})
         quarantined.append(
             unreadable.rename(columns={"line": "source_line"}).assign(
@@ -194,7 +203,12 @@ def clean_event_folder(
     }
     for column, counts in per_file.items():
         ledger[column] = ledger["source_file"].map(counts).fillna(0).astype(int)
-    return EventBatch(rows, quarantine, ledger)
+    if failed:  # parts of a failed platform read before the bad one are not kept either
+        rows, quarantine, ledger = (
+            frame[~frame["source_file"].map(part_platform).isin(failed)].reset_index(drop=True)
+            for frame in (rows, quarantine, ledger)
+        )
+    return EventBatch(rows, quarantine, ledger, failed)
 
 
 def local_dates(ts: pd.Series) -> pd.Categorical:

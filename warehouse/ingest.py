@@ -20,6 +20,7 @@ from warehouse.dialects import (
     DIALECTS,
     LOGICAL_FIELDS,
     SchemaDriftError,
+    UnreadableFile,
     read_raw,
     type_rows,
 )
@@ -38,6 +39,11 @@ CLEAN_TABLE = {
     "orders": "clean_orders",
     "refunds": "clean_refunds",
 }
+
+# A file with more than this share of its records (and more than a handful) broken in the file
+# itself is a broken export, not a few bad rows: its platform-date fails at the door.
+MAX_BROKEN_SHARE = 0.05
+MAX_BROKEN_FLOOR = 5
 
 TEST_TITLE_PATTERN = r"(?i)测试|test"
 TEST_MIN_SECONDS = 300
@@ -180,13 +186,19 @@ def _clean_files(
 ) -> tuple[CleanBatch, dict[dt.date, str]]:
     raws, unreadable, ledger_rows, failures = [], [], [], {}
     for day, source in files:
+        path = Path(landing_root) / source
         try:
-            raw = read_raw(Path(landing_root) / source, dialect, table)
+            raw = read_raw(path, dialect, table)
         except SchemaDriftError as exc:
             failures[day] = str(SchemaDriftError(source, exc.missing, exc.present))
             continue
+        except UnreadableFile as exc:
+            failures[day] = str(exc).replace(str(path), source)
+            continue
         except Exception as exc:  # a file that cannot be read fails its date, never the step
-            failures[day] = f"{source} cannot be read: {exc}"
+            failures[day] = f"{source} cannot be read: {type(exc).__name__}: {exc}".replace(
+                str(path), source
+            )
             continue
         tag = {"export_date": day, "source_file": source}
         raws.append(raw.rows.assign(**tag))
@@ -223,13 +235,40 @@ def _clean_files(
     }
     for column, counts in per_file.items():
         ledger[column] = ledger["source_file"].map(counts).fillna(0).astype(int)
+    broken = broken_files(ledger, quarantine)
+    for source, reason in broken.items():
+        failures[ledger.set_index("source_file").loc[source, "export_date"]] = reason
+    keep = {
+        name: frame[~frame["source_file"].isin(broken)]
+        for name, frame in (("rows", deduplicated), ("quarantine", quarantine), ("ledger", ledger))
+    }
     batch = CleanBatch(
         table,
-        deduplicated,
-        quarantine.sort_values(["source_file", "source_line"], ignore_index=True),
-        ledger,
+        keep["rows"].reset_index(drop=True),
+        keep["quarantine"].sort_values(["source_file", "source_line"], ignore_index=True),
+        keep["ledger"].reset_index(drop=True),
     )
     return batch, failures
+
+
+def broken_files(ledger: pd.DataFrame, quarantine: pd.DataFrame) -> dict[str, str]:
+    """Files whose records are mostly broken in the file itself (`format` or `value` kinds:
+    not the orphans of a quarantined parent), each with why in words."""
+    own = quarantine[quarantine["kind"].isin(["format", "value"])]
+    counts = own["source_file"].value_counts()
+    out = {}
+    for source, raw in zip(ledger["source_file"], ledger["raw_rows"], strict=True):
+        bad = int(counts.get(source, 0))
+        if bad > max(MAX_BROKEN_FLOOR, MAX_BROKEN_SHARE * raw):
+            top = own.loc[own["source_file"] == source, "reason"].str.replace(
+                r":.*", "", regex=True
+            )
+            reasons = ", ".join(f"{r} ({n})" for r, n in top.value_counts().head(3).items())
+            out[source] = (
+                f"{source}: {bad} of {raw} records are broken ({reasons}): a broken export, "
+                "not a few bad rows"
+            )
+    return out
 
 
 def _shape(rows: pd.DataFrame, platform: str, table: str, secret: str) -> pd.DataFrame:
