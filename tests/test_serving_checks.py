@@ -208,3 +208,21 @@ def test_platforms_are_configuration():
     for wrong in ("", "jd,kuaishou"):
         with pytest.raises(ValueError, match="LIVECOMMERCE_PLATFORMS"):
             parse_platforms(wrong)
+
+
+def test_a_date_never_run_holds_the_dates_after_it(engine):
+    record(engine, "clean/sessions", [("jd", D0, "published", "")])
+    held = publications.blocked_units(
+        engine, ["clean/sessions"], [("jd", D2)], PLATFORMS, cascade=False
+    )
+    assert held == {
+        ("jd", D2): "jd 2026-11-02: never run; run the dates from 2026-11-02 on, in order"
+    }
+    # The window itself is being run: no gap inside it.
+    record(engine, "clean/sessions", [("jd", D1, "published", ""), ("jd", D2, "published", "")])
+    assert (
+        publications.blocked_units(
+            engine, ["clean/sessions"], [("jd", D1), ("jd", D2)], PLATFORMS, cascade=False
+        )
+        == {}
+    )

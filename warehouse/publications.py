@@ -13,7 +13,9 @@ was published, failed (its own input was bad) or held (an upstream unit was not 
   platform's "as of" units from its date on. All "as of" assets of a platform so stop at the
   same date, so none reads another's rows from a later date than its own, and a backfill
   writes what the nightly runs would;
-- a failed blocking check of an upstream asset on that date holds every unit of the date.
+- a failed blocking check of an upstream asset on that date holds every unit of the date;
+- a date never run between the platform's first recorded date and the step's window holds it
+  (a date run before the one before it would quarantine orphans and claim data it lacks).
 
 A held unit's reason names the root cause (the upstream asset, platform, date and what was
 wrong), so a report can say why without walking the graph.
@@ -94,6 +96,7 @@ def blocked_units(
         else pd.DataFrame(columns=columns)
     )
     failures["partition_date"] = pd.to_datetime(failures["partition_date"]).dt.date
+    gaps = _first_gaps(engine, first, [*platforms, ALL])
     checks = failed_checks(engine, list(upstream), first, last)
     checks["partition_date"] = pd.to_datetime(checks["partition_date"]).dt.date
     blocked: dict[Unit, str] = {}
@@ -106,12 +109,37 @@ def blocked_units(
                 f"{str(c['description'])[:200]}"
             )
             continue
-        reason = _same_date(state, upstream, platform, day, platforms)
+        names = [platform] if platform != ALL else [*platforms, ALL]
+        reason = next((gaps[p] for p in names if p in gaps), None)
+        reason = reason or _same_date(state, upstream, platform, day, platforms)
         if reason is None and cascade:
             reason = _failed_by(failures, platform, day, platforms)
         if reason is not None:
             blocked[(platform, day)] = reason
     return blocked
+
+
+def _first_gaps(engine: Engine, first: dt.date, names: Sequence[str]) -> dict[str, str]:
+    """Per platform (or ALL), the first date never run between its first recorded date and
+    `first` (the window being run), said as a root cause. A date counts as run when some unit
+    of it was computed (published, or failed at the door), not only held."""
+    rows = read_frame(
+        engine,
+        "SELECT DISTINCT platform, partition_date FROM ops_publications "
+        f"WHERE partition_date < :first AND status <> '{HELD}'",
+        {"first": first.isoformat()},
+    )
+    gaps = {}
+    for name, dates in rows.groupby("platform")["partition_date"]:
+        if name not in names:
+            continue
+        ran = {dt.date.fromisoformat(str(d)[:10]) for d in dates}
+        day = min(ran)
+        while day < first and day in ran:
+            day += dt.timedelta(days=1)
+        if day < first:
+            gaps[name] = f"{name} {day}: never run; run the dates from {day} on, in order"
+    return gaps
 
 
 def _same_date(
