@@ -30,7 +30,7 @@ from ml.plots import forecasts_png
 from warehouse import quality, serving_checks
 from warehouse import registry as model_registry
 from warehouse.lake import read_partition_files, write_partition_file
-from warehouse.publications import published_platforms
+from warehouse.publications import held_since, published_platforms
 from warehouse.schema import forecast_accuracy as accuracy_table
 from warehouse.schema import session_gmv_forecast as forecast_table
 from warehouse.settings import FIRST_DATE
@@ -58,8 +58,13 @@ def _clean(
     return rows
 
 
-def history_inputs(engine: Engine, last: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every export of the sessions, and the paid order lines as increments, up to `last`."""
+def history_inputs(
+    engine: Engine, last: dt.date, cuts: dict[str, dt.date] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every export of the sessions, and the paid order lines as increments, up to `last`;
+    with `cuts`, a platform's exports only before its cut date (a platform held back from that
+    date: the others' features pool hosts and hours across platforms, and see its history as
+    it was known, whole, up to the day before)."""
     sessions = _clean(
         engine,
         "clean_sessions",
@@ -74,6 +79,12 @@ def history_inputs(engine: Engine, last: dt.date) -> tuple[pd.DataFrame, pd.Data
         "order_key, export_date, session_key, paid_fen, paid_at",
         "AND paid_at IS NOT NULL",
     )
+    for platform, cut in (cuts or {}).items():
+        sessions = sessions[
+            (sessions["platform"] != platform) | (sessions["export_date"] < pd.Timestamp(cut))
+        ]
+        mine = orders["session_key"].str.startswith(f"{platform}:")
+        orders = orders[~mine | (orders["export_date"] < pd.Timestamp(cut))]
     return sessions, paid_increments(orders)
 
 
@@ -112,7 +123,12 @@ def gmv_features(
     days = units.days
     engine = warehouse.get_engine()
     last = days[-1]
-    sessions, increments = history_inputs(engine, last)
+    cuts = held_since(engine, units.platforms, last)
+    for platform in units.platforms:  # held from a date in the window (a same-date cause)
+        held = [d for d in days if not units.is_ready(platform, d)]
+        if held and (platform not in cuts or held[0] < cuts[platform]):
+            cuts[platform] = held[0]
+    sessions, increments = history_inputs(engine, last, cuts)
     window = {"first": days[0].isoformat(), "last": last.isoformat()}
     plans = read_frame(
         engine, "SELECT * FROM clean_plans WHERE export_date BETWEEN :first AND :last", window

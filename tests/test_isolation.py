@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from assets.resources import LandingZone
-from tests.conftest import TINY, run_assets, sqlite_url
+from tests.conftest import TINY, lake_for, run_assets, sqlite_url
 from tests.test_pipeline import TABLES, copy_sqlite, failure_text, snapshot
 from warehouse.ingest import landed_dates
 from warehouse.store import make_engine, read_frame
@@ -87,8 +87,22 @@ def test_the_other_platforms_publish_exactly_what_a_healthy_run_does(runs):
     assert (published.loc[published["platform"].isin(OTHERS), "status"] == "published").all()
 
 
+def lake_snapshot(url: str) -> dict[str, pd.DataFrame]:
+    """Every Parquet dataset of the warehouse's lake (events, features), in a stable order."""
+    out = {}
+    for dataset in ("events", "gmv_features"):
+        files = sorted((lake_for(url) / dataset).rglob("*.parquet"))
+        frame = pd.concat([pd.read_parquet(f).astype(str) for f in files], ignore_index=True)
+        out[dataset] = frame.sort_values(list(frame.columns)).reset_index(drop=True)
+    return out
+
+
 def test_a_backfill_equals_the_nightly_runs_table_by_table(runs):
     assert_tables_equal(snapshot(runs["urls"]["backfill"]), snapshot(runs["urls"]["nightly"]))
+    lakes = [lake_snapshot(runs["urls"][name]) for name in ("backfill", "nightly")]
+    for dataset, frame in lakes[0].items():
+        assert len(frame), dataset
+        pd.testing.assert_frame_equal(frame, lakes[1][dataset], obj=dataset)
 
 
 def test_the_bad_platform_dates_fail_with_their_file_and_reason(runs):

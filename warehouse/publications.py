@@ -234,3 +234,22 @@ def published_platforms(engine: Engine, asset_key: str, day: dt.date) -> list[st
         {"key": asset_key, "day": day.isoformat()},
     )
     return sorted(rows["platform"])
+
+
+def held_since(engine: Engine, platforms: Sequence[str], last: dt.date) -> dict[str, dt.date]:
+    """Per platform, the first date on or before `last` with a failed unit at the door (its or
+    the brand's files'): its "as of" data stops the day before."""
+    rows = read_frame(
+        engine,
+        "SELECT platform, MIN(partition_date) AS first FROM ops_publications "
+        f"WHERE status = '{FAILED}' AND partition_date <= :last GROUP BY platform",
+        {"last": last.isoformat()},
+    )
+    first = {r.platform: dt.date.fromisoformat(str(r.first)[:10]) for r in rows.itertuples()}
+    brand = first.get(ALL)
+    out = {}
+    for platform in platforms:
+        known = [d for d in (first.get(platform), brand) if d is not None]
+        if known:
+            out[platform] = min(known)
+    return out
