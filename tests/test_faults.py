@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -259,6 +260,20 @@ def test_a_mostly_broken_file_fails_its_platform_date_at_the_door(landing, url):
     base_day(landing, orders=many)
     assert run_assets(landing, url, D1).success
     assert q(url, "SELECT gmv FROM session_scorecard")["gmv"].tolist() == [999.0 * 11]
+
+
+def test_a_file_of_garbage_fails_its_platform_date_and_no_other(landing, url):
+    base_day(landing)
+    noise = np.random.default_rng(5).integers(0, 256, 6000, dtype=np.uint8).tobytes()
+    noise = noise.replace(b"\n", b"").replace(b"\r", b"")[:4000]
+    lines = [noise[i : i + 200] for i in range(0, 4000, 200)]  # 20 lines of random bytes
+    (landing / "jd" / D1 / "orders.jsonl").write_bytes(b"\n".join(lines))
+    result = run_assets(landing, url, D1)
+    assert {e.step_key for e in result.get_step_failure_events()} == {"ops__jd"}
+    assert "jd/2026-11-01/orders.jsonl: 20 of 20 records are broken (malformed JSON line (20))" in (
+        failure_text(result)
+    )
+    assert q(url, "SELECT gmv FROM session_scorecard")["gmv"].tolist() == [999.0]  # douyin's
 
 
 def test_a_failed_blocking_verdict_holds_later_runs_until_it_passes(landing, url):

@@ -413,7 +413,9 @@ def _read_jsonl(data: bytes, path: Path, dialect: Dialect, table: str):
     hmap = dialect.header_map(table)
     logical = list(hmap)
     keys = [hmap[n] for n in logical]
-    lines = data.decode("utf-8", errors="replace").splitlines()
+    # JSON Lines records end at "\n" only: U+2028, NEL or a form feed inside a value is part
+    # of it (str.splitlines would split there).
+    lines = [line.removesuffix("\r") for line in data.decode("utf-8", errors="replace").split("\n")]
     seen_keys: dict[str, None] = {}
     parsed: list[tuple[int, dict | None, str]] = []
     for line, text in enumerate(lines, start=1):
