@@ -496,12 +496,15 @@ def segments_valid(
 
 def _sampled_generation(engine: Engine, day: dt.date) -> pd.DataFrame:
     """The picks of the date's generation for the sample of fans."""
+    stamp = local_midnight_utc(day)
+    # A half-open range, not equality: SQLite stores the stamp as text with microseconds.
     return read_frame(
         engine,
         "SELECT plan_id, viewer_key, sku, rank FROM product_recommendations "
-        "WHERE generated_at = :stamp AND viewer_key LIKE :prefix",
+        "WHERE generated_at >= :stamp AND generated_at < :after AND viewer_key LIKE :prefix",
         {
-            "stamp": local_midnight_utc(day).to_pydatetime(),
+            "stamp": stamp.to_pydatetime(),
+            "after": (stamp + pd.Timedelta(seconds=1)).to_pydatetime(),
             "prefix": f"{serving_checks.SAMPLE_PREFIX}%",
         },
     )

@@ -119,6 +119,14 @@ def test_a_challenger_worse_than_the_champion_is_rejected_and_the_champion_serve
     ]
     assert verdict.check_name == "beats_champion"
     assert "rejected" in verdict.description and "worse by more than" in verdict.description
+    # The champion still serves: every plan of each night's export is forecast, in order.
+    checks = {
+        e.check_name: e
+        for e in result.get_asset_check_evaluations()
+        if e.asset_key.to_user_string() == "serving/session_gmv_forecast"
+    }
+    assert checks["valid"].passed and checks["valid"].metadata["forecasts_checked"].value > 100
+    assert checks["served"].passed
     models = q(
         url,
         "SELECT version, status, promoted_on FROM model_registry "

@@ -128,6 +128,14 @@ def test_the_bad_platform_dates_fail_with_their_file_and_reason(runs):
     assert held["reason"].str.contains(causes).all()
     # Each nightly run of a bad date fails on jd alone, the dates before it succeed.
     assert [r.success for r in runs["nightly"]] == [True, False, False, False, False]
+    # No forecaster is in service yet: the forecasts are green and empty, and a warning says so.
+    (served,) = [
+        e for e in backfill.get_asset_check_evaluations()
+        if e.asset_key.to_user_string() == "serving/session_gmv_forecast"
+        and e.check_name == "served"
+    ]  # fmt: skip
+    assert not served.passed and served.severity == dg.AssetCheckSeverity.WARN
+    assert "no forecaster in service on 5 of 5 dates" in served.description
 
 
 def test_no_scorecard_row_claims_the_missing_orders(runs, tiny_clean):
@@ -235,5 +243,12 @@ def test_a_brand_on_one_platform_never_waits_for_the_others(tiny_clean, tmp_path
     jd_only = LandingZone(root=str(landing), platforms="jd")
     result = run_assets(landing, url, DAYS[0], DAYS[1], landing_zone=jd_only)
     assert result.success, failure_text(result)
+    # The newest plan export is due for picks, but no ranker is in service yet: a warning.
+    (served,) = [
+        e for e in result.get_asset_check_evaluations()
+        if e.asset_key.to_user_string() == "serving/product_recommendations"
+        and e.check_name == "served"
+    ]  # fmt: skip
+    assert not served.passed and f"no ranker in service on {DAYS[1]}" in served.description
     card = read_frame(make_engine(url), "SELECT session_key FROM session_scorecard")
     assert len(card) and card["session_key"].str.startswith("jd:").all()

@@ -51,6 +51,18 @@ def test_a_backfill_pushes_no_picks_and_the_newest_export_gets_them(rec_run):
     assert pd.to_datetime(stamps["generated_at"]).tolist() == [pd.Timestamp("2026-11-14 16:00")]
 
 
+def test_the_serving_checks_pass_on_the_tables_the_run_wrote(rec_run):
+    checks = {
+        (e.asset_key.to_user_string(), e.check_name): e
+        for e in rec_run.nightly.get_asset_check_evaluations()
+    }
+    picks = checks[("serving/product_recommendations", "valid")]
+    fans = checks[("serving/fan_segments", "valid")]
+    assert picks.passed and picks.metadata["sampled_rows_checked"].value > 100
+    assert fans.passed and fans.metadata["sampled_fans_checked"].value > 10
+    assert checks[("serving/product_recommendations", "served")].passed
+
+
 def test_every_plan_is_ranked_for_every_recent_fan_of_its_room(rec_run):
     recs = q(rec_run.url, "SELECT * FROM product_recommendations")
     plans = q(
