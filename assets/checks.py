@@ -94,6 +94,22 @@ def problems_result(
     )
 
 
+def served_result(model: str, missed: list[dt.date], dates: int, what: str) -> dg.AssetCheckResult:
+    """The warning of a model's serving table: the dates whose plans got no `what` because no
+    `model` was in service yet (the asset is green and empty then; this says why)."""
+    return dg.AssetCheckResult(
+        passed=not missed,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"no {model} in service on {len(missed)} of {dates} dates "
+            f"({missed[0]} … {missed[-1]}): their plans got no {what}"
+        )
+        if missed
+        else None,
+        metadata={"dates": dates, "dates_without_model": len(missed)},
+    )
+
+
 def ledger_result(
     warehouse: Warehouse, table: str, window: dict[str, str], stored: pd.Series
 ) -> dg.AssetCheckResult:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
-from assets.checks import problems_result, verdict_result
+from assets.checks import problems_result, served_result, verdict_result
 from assets.gates import recorded
 from assets.metadata import frame_md, image, preview, table_metadata
 from assets.partitions import daily_partitions, partition_dates, partition_label
@@ -655,17 +655,7 @@ def forecasts_served(
         if local_midnight_utc(day) in planned
         and model_registry.champion_before(engine, MODEL, day) is None
     ]
-    return dg.AssetCheckResult(
-        passed=not without,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=(
-            f"no forecaster in service on {len(without)} of {len(days)} dates "
-            f"({without[0]} … {without[-1]}): their plans got no forecast"
-        )
-        if without
-        else None,
-        metadata={"dates": len(days), "dates_without_model": len(without)},
-    )
+    return served_result("forecaster", without, len(days), "forecast")
 
 
 forecasting_assets = [

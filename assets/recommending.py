@@ -14,7 +14,7 @@ import dagster as dg
 import pandas as pd
 from sqlalchemy import Engine
 
-from assets.checks import problems_result
+from assets.checks import problems_result, served_result
 from assets.gates import recorded
 from assets.metadata import frame_md, image, table_metadata
 from assets.partitions import daily_partitions, partition_dates, partition_label
@@ -565,12 +565,7 @@ def recommendations_served(
         and not planned_lineups(engine, day).empty
         and model_registry.champion_before(engine, MODEL, day) is None
     )
-    return dg.AssetCheckResult(
-        passed=not idle,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=f"no ranker in service on {day}: its plans got no picks" if idle else None,
-        metadata={"picks_due": bool(due), "sampled_rows": len(_sampled_generation(engine, day))},
-    )
+    return served_result("ranker", [day] if idle else [], 1, "picks")
 
 
 recommending_assets = [fan_segments, ranker_challenger, ranker_champion, product_recommendations]
