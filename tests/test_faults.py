@@ -341,6 +341,23 @@ def test_duplicate_and_late_events_land_once(landing, url):
             "product event without sku",
         ),
         ('{"event_id": "x", "ts": "2026-11-01T20:3', "format", "malformed JSON line"),
+        # Without an offset, never read as UTC: 12:30 would pass as 20:30 local, 20:30 would be
+        # called out of window (landing-zone.md, "Damage that real exports carry").
+        (
+            {**event("x", "S1", "v1", "like", f"{D1} 20:30:00"), "ts": f"{D1}T12:30:00.000"},
+            "value",
+            "ts without offset",
+        ),
+        (
+            {**event("x", "S1", "v1", "like", f"{D1} 20:30:00"), "ts": f"{D1}T20:30:00.000"},
+            "value",
+            "ts without offset",
+        ),
+        (
+            {**event("x", "S1", "v1", "like", f"{D1} 20:30:00"), "ts": f"{D1}T20:3x:00.000+08:00"},
+            "value",
+            "ts unparseable",
+        ),
     ],
 )
 def test_bad_events_are_quarantined(landing, url, bad, kind, reason):
@@ -351,6 +368,13 @@ def test_bad_events_are_quarantined(landing, url, bad, kind, reason):
     assert quarantine[["source_line", "kind"]].values.tolist() == [[2, kind]]
     assert quarantine["reason"].iloc[0].startswith(reason)
     assert lake_events(url)["event_id"].tolist() == ["ok"]
+
+
+def test_an_event_time_in_utc_with_z_is_read_as_such(landing, url):
+    at_z = {**event("z", "S1", "v1", "like", f"{D1} 20:30:00"), "ts": f"{D1}T12:30:00.000Z"}
+    events_day(landing, [at_z])
+    assert run_assets(landing, url, D1).success
+    assert lake_events(url)["ts"].tolist() == [pd.Timestamp(f"{D1} 12:30:00")]
 
 
 def test_a_viewer_firing_more_than_60_events_a_minute_is_a_bot(landing, url):
