@@ -96,6 +96,27 @@ def test_jd_fen_epoch_ms_and_nulls(tmp_path):
     assert parsed.raw_rows == 4
 
 
+def test_jd_records_end_at_newline_only_and_ignore_byte_order_marks(tmp_path):
+    start = int(dt.datetime(2026, 11, 11, 12, 0, tzinfo=dt.UTC).timestamp() * 1000)
+    record = {
+        "live_id": "801", "room_id": "5", "room_name": "京东间", "anchor_code": "H003",
+        "title": "t", "start_ms": start, "end_ms": None, "uv": 10, "pv": 12, "max_online": 4,
+        "avg_stay_sec": 61.5, "fans_gained": 1, "comment_cnt": 2, "like_cnt": 3,
+        "gmv_fen": 129900, "order_cnt": 1,
+    }  # fmt: skip
+    separators = {**record, "live_id": "802", "title": "大促\u2028第二行\u2029\x85\x0c结束"}
+    body = (
+        "\ufeff" + json.dumps(record, ensure_ascii=False) + "\r\n"  # a BOM and a CRLF
+        + "\ufeff" + json.dumps(separators, ensure_ascii=False) + "\n"  # a BOM mid-file
+    )  # fmt: skip
+    path = tmp_path / "s.jsonl"
+    path.write_text(body, encoding="utf-8")
+    parsed = read_platform_file(path, "jd", "sessions")
+    assert parsed.quarantine.empty and parsed.raw_rows == 2
+    assert parsed.rows["session_id"].tolist() == ["801", "802"]
+    assert parsed.rows["title"].tolist()[1] == "大促\u2028第二行\u2029\x85\x0c结束"
+
+
 def test_bad_rows_are_quarantined_with_line_field_and_reason(tmp_path):
     ok = "7301,88,间,H001,标题,2026-11-10 20:00:00,2026-11-10 22:00:00,1,1,1,1,1,1,1,10.00,1"
     body = "\n".join(

@@ -415,7 +415,10 @@ def _read_jsonl(data: bytes, path: Path, dialect: Dialect, table: str):
     keys = [hmap[n] for n in logical]
     # JSON Lines records end at "\n" only: U+2028, NEL or a form feed inside a value is part
     # of it (str.splitlines would split there).
-    lines = [line.removesuffix("\r") for line in data.decode("utf-8", errors="replace").split("\n")]
+    # A byte-order mark before a line (files concatenated by a program that writes one) is
+    # ignored (landing-zone.md, "Damage that real exports carry").
+    text = data.decode("utf-8", errors="replace")
+    lines = [line.removesuffix("\r").lstrip("\ufeff") for line in text.split("\n")]
     seen_keys: dict[str, None] = {}
     parsed: list[tuple[int, dict | None, str]] = []
     for line, text in enumerate(lines, start=1):

@@ -88,7 +88,7 @@ def _read_part_slowly(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             if not text.strip():
                 continue
             try:
-                obj = json.loads(text)
+                obj = json.loads(text.lstrip("\ufeff"))  # a byte-order mark is ignored
                 client = obj.get("client") or {}
                 good.append(
                     [line, *(None if obj.get(f) is None else str(obj.get(f)) for f in FIELDS),
