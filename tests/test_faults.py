@@ -228,6 +228,23 @@ def complete_check(result):
     return evaluation
 
 
+def test_an_empty_day_is_a_normal_day(landing, url):
+    """Header-only files on every platform, a plan export without plans, an events folder with
+    only `_SUCCESS`: everything runs green with zero rows and says so."""
+    write_day(landing, D1)
+    events = landing / "events" / D1
+    for part in events.glob("*.jsonl.gz"):
+        part.unlink()
+    result = run_assets(landing, url, D1)
+    assert result.success, failure_text(result)
+    for node in ("clean__sessions", "clean__orders", "clean__plans", "clean__events"):
+        meta = result.asset_materializations_for_node(node)[0].metadata
+        assert meta["dagster/row_count"].value == 0, node
+        assert meta["units_published"].value >= 1, node
+    assert all(e.passed for e in result.get_asset_check_evaluations() if e.check_name == "complete")
+    assert q(url, "SELECT COUNT(*) AS n FROM session_scorecard")["n"].iloc[0] == 0
+
+
 def test_a_mostly_broken_file_fails_its_platform_date_at_the_door(landing, url):
     base_day(landing)
     assert run_assets(landing, url, D1).success
