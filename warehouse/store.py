@@ -271,7 +271,16 @@ def _as_date(value: object) -> dt.date:
 
 
 def read_frame(engine: Engine, query, params: dict | None = None) -> pd.DataFrame:
-    """Run a SELECT (text or Core) and return a DataFrame."""
+    """Run a SELECT (text or Core) and return a DataFrame.
+
+    On SQLite, timestamp parameters are bound as text in the format the timestamps are stored
+    in (`_SQLITE_DATETIME`), so `=`, `BETWEEN` and `<` compare like with like (the driver's own
+    format drops the microseconds and misses a stamp equal to a bound)."""
+    if params and engine.dialect.name == "sqlite":
+        params = {
+            k: v.strftime(_SQLITE_DATETIME) if isinstance(v, dt.datetime) else v
+            for k, v in params.items()
+        }
     with engine.connect() as conn:
         if isinstance(query, str):
             query = text(query)
