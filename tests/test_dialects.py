@@ -67,14 +67,17 @@ def test_taobao_gb18030_quoted_thousands(tmp_path):
     assert pd.isna(rows.loc[1, "paid_at"])
 
 
+JD_START_MS = int(dt.datetime(2026, 11, 11, 12, 0, tzinfo=dt.UTC).timestamp() * 1000)
+JD_SESSION = {
+    "live_id": "801", "room_id": "5", "room_name": "京东间", "anchor_code": "H003",
+    "title": "t", "start_ms": JD_START_MS, "end_ms": None, "uv": 10, "pv": 12, "max_online": 4,
+    "avg_stay_sec": 61.5, "fans_gained": 1, "comment_cnt": 2, "like_cnt": 3,
+    "gmv_fen": 129900, "order_cnt": 1,
+}  # fmt: skip
+
+
 def test_jd_fen_epoch_ms_and_nulls(tmp_path):
-    start = int(dt.datetime(2026, 11, 11, 12, 0, tzinfo=dt.UTC).timestamp() * 1000)
-    good = {
-        "live_id": "801", "room_id": "5", "room_name": "京东间", "anchor_code": "H003",
-        "title": "t", "start_ms": start, "end_ms": None, "uv": 10, "pv": 12, "max_online": 4,
-        "avg_stay_sec": 61.5, "fans_gained": 1, "comment_cnt": 2, "like_cnt": 3,
-        "gmv_fen": 129900, "order_cnt": 1,
-    }  # fmt: skip
+    good = JD_SESSION
     as_number = {**good, "live_id": 802}  # ids must be JSON strings
     absent = {k: v for k, v in good.items() if k != "uv"} | {"live_id": "803"}
     lines = [
@@ -97,13 +100,7 @@ def test_jd_fen_epoch_ms_and_nulls(tmp_path):
 
 
 def test_jd_records_end_at_newline_only_and_ignore_byte_order_marks(tmp_path):
-    start = int(dt.datetime(2026, 11, 11, 12, 0, tzinfo=dt.UTC).timestamp() * 1000)
-    record = {
-        "live_id": "801", "room_id": "5", "room_name": "京东间", "anchor_code": "H003",
-        "title": "t", "start_ms": start, "end_ms": None, "uv": 10, "pv": 12, "max_online": 4,
-        "avg_stay_sec": 61.5, "fans_gained": 1, "comment_cnt": 2, "like_cnt": 3,
-        "gmv_fen": 129900, "order_cnt": 1,
-    }  # fmt: skip
+    record = JD_SESSION
     separators = {**record, "live_id": "802", "title": "大促\u2028第二行\u2029\x85结束"}
     body = (
         "\ufeff" + json.dumps(record, ensure_ascii=False) + "\r\n"  # a BOM and a CRLF
