@@ -113,7 +113,7 @@ def _units_metadata(units: Units) -> dict[str, object]:
     }
 
 
-def _complete(units: Units) -> dg.AssetCheckResult:
+def _complete(units: Units, metadata: dict[str, object]) -> dg.AssetCheckResult:
     problems = {**units.held, **units.failed}
     return dg.AssetCheckResult(
         check_name=COMPLETE,
@@ -124,7 +124,7 @@ def _complete(units: Units) -> dg.AssetCheckResult:
             if problems
             else None
         ),
-        metadata=_units_metadata(units),
+        metadata=metadata,
     )
 
 
@@ -167,9 +167,10 @@ def dated_asset(
             problems = {**units.held, **units.failed}
             if problems:
                 context.log.warning(f"{asset}: not published: {describe(problems)}")
+            counts = _units_metadata(units)
             return dg.MaterializeResult(
-                metadata={**(result.metadata or {}), **_units_metadata(units)},
-                check_results=[*(result.check_results or []), _complete(units)],
+                metadata={**(result.metadata or {}), **counts},
+                check_results=[*(result.check_results or []), _complete(units, counts)],
                 data_version=result.data_version,
                 tags=result.tags,
             )
