@@ -113,8 +113,9 @@ def served_result(model: str, missed: list[dt.date], dates: int, what: str) -> d
 def ledger_result(
     warehouse: Warehouse, table: str, window: dict[str, str], stored: pd.Series
 ) -> dg.AssetCheckResult:
-    """Per file: raw = clean + duplicates + quarantined, and the ledger's clean and quarantined
-    counts are the rows really stored (`stored`: clean rows per source file) and quarantined."""
+    """Per file: raw = clean + duplicates + conflicts + quarantined, and the ledger's clean,
+    conflict and quarantined counts are the rows really stored (`stored`: clean rows per source
+    file) and quarantined."""
     engine = warehouse.get_engine()
     params = {**window, "table": table}
     ledger = read_frame(
@@ -137,13 +138,16 @@ def ledger_result(
             "clean": ledger["clean_rows"],
             "duplicates": ledger["duplicate_rows"],
             "quarantined": ledger["quarantined_rows"],
+            "conflicts": ledger["conflict_rows"],
             "clean_stored": stored.reindex(files).fillna(0).astype(int),
             "in_quarantine": quarantined.reindex(files).fillna(0).astype(int),
         }
     )
-    adds_up = report["raw"] == report["clean"] + report["duplicates"] + report["quarantined"]
+    adds_up = report["raw"] == (
+        report["clean"] + report["duplicates"] + report["conflicts"] + report["quarantined"]
+    )
     stored_ok = report["clean"] == report["clean_stored"]
-    quarantine_ok = report["quarantined"] == report["in_quarantine"]
+    quarantine_ok = report["quarantined"] + report["conflicts"] == report["in_quarantine"]
     bad = report[~(adds_up & stored_ok & quarantine_ok)].reset_index(names="file")
     return dg.AssetCheckResult(
         passed=bad.empty,

@@ -9,16 +9,19 @@ typed frame of logical columns plus a quarantine frame of the rows that could no
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
+import itertools
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from warehouse import door
 from warehouse.settings import KNOWN_PLATFORMS as PLATFORMS
 
 EVENT_TYPES = (
@@ -136,6 +139,7 @@ BRAND_FILES = {
     "planned_sessions": "plan/{date}/planned_sessions.csv",
     "planned_lineup": "plan/{date}/planned_lineup.csv",
 }
+PLAN_DAYS = 7  # the plan export of date D covers the sessions planned for D+1 … D+7
 CATEGORIES = ("kitchen", "large_appliance", "small_appliance", "personal_care", "smart_home")
 
 # Personal fields: never past the clean layer, masked in quarantine (the raw buyer id too: it
@@ -265,6 +269,7 @@ class RawExport:
     rows: pd.DataFrame  # `line` + logical columns (CSV: text; jd: JSON values)
     bad: pd.DataFrame  # QUARANTINE_COLUMNS: records that could not even be split into fields
     extra_columns: list[str]
+    repeated_headers: int = 0  # page headers repeated inside the file: dropped, counted
 
 
 @dataclass
@@ -275,6 +280,8 @@ class ParsedFile:
     quarantine: pd.DataFrame  # line, field, reason, raw (personal fields masked)
     raw_rows: int
     extra_columns: list[str]
+    normalised: dict[str, int]  # values normalised at the door, by ledger column
+    repeated_headers: int
 
 
 QUARANTINE_COLUMNS = ["line", "field", "kind", "reason", "raw"]
@@ -292,19 +299,23 @@ def read_raw(path: Path | str, platform: str, table: str) -> RawExport:
     path = Path(path)
     data = path.read_bytes()
     reader = _read_csv if dialect.file_format == "csv" else _read_jsonl
-    rows, bad, extra = reader(data, path, dialect, table)
+    rows, bad, extra, repeated = reader(data, path, dialect, table)
     bad_frame = pd.DataFrame(bad, columns=["line", "field", "reason", "raw"]).assign(kind="format")
-    return RawExport(rows, bad_frame[QUARANTINE_COLUMNS], extra)
+    return RawExport(rows, bad_frame[QUARANTINE_COLUMNS], extra, repeated)
 
 
 def read_platform_file(path: Path | str, platform: str, table: str) -> ParsedFile:
     """Read one platform export into typed logical columns; bad rows go to quarantine."""
     raw = read_raw(path, platform, table)
-    rows, bad_values = type_rows(raw.rows, platform, table)
+    rows, bad_values, normalised = type_rows(raw.rows, platform, table)
     quarantine = pd.concat([raw.bad, bad_values[QUARANTINE_COLUMNS]], ignore_index=True)
-    raw_rows = len(raw.rows) + len(raw.bad)
     return ParsedFile(
-        rows, quarantine.sort_values("line", ignore_index=True), raw_rows, raw.extra_columns
+        rows,
+        quarantine.sort_values("line", ignore_index=True),
+        len(raw.rows) + len(raw.bad),
+        raw.extra_columns,
+        {k: int(v) for k, v in normalised.sum().items()},
+        raw.repeated_headers,
     )
 
 
@@ -354,8 +365,10 @@ def _read_csv(data: bytes, path: Path, dialect: Dialect, table: str):
         text = data.decode(dialect.encoding, errors="replace")
     if text.startswith("\ufeff"):
         text = text[1:]
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = [h.strip() for h in next(reader, [])]
+    # Physical lines end at "\n" (RFC 4180: CRLF or LF); a quoted field may span several.
+    pieces = text.split("\n")
+    lines = [p + "\n" for p in pieces[:-1]] + ([pieces[-1]] if pieces[-1] else [])
+    header = [h.strip() for h in next(csv.reader(lines[:1]), [])]
     try:
         extra = _check_columns(path, dialect, table, header)
     except SchemaDriftError:
@@ -367,25 +380,68 @@ def _read_csv(data: bytes, path: Path, dialect: Dialect, table: str):
     good_values: list[list[str]] = []
     bad: list[tuple] = []
     width = len(header)
-    for line, record in enumerate(reader, start=2):
+    repeated = 0
+    for line, record, broken in _csv_records(lines):
+        if broken:
+            reason = f"broken quoting: {broken}"
+            bad.append((line, None, reason, _mask({"text": scrub_personal(record[0][:300])})))
+            continue
         if not record:  # a blank line is not a record
             continue
-        as_dict = {
-            name: (record[p] if p < len(record) else None)
-            for name, p in zip(logical, positions, strict=True)
-        }
+        if len(record) == width and [v.strip().lstrip("\ufeff") for v in record] == header:
+            repeated += 1  # a page header repeated by a concatenating program: dropped, counted
+            continue
         if len(record) != width:
+            as_dict = {
+                name: (record[p] if p < len(record) else None)
+                for name, p in zip(logical, positions, strict=True)
+            }
             reason = f"wrong field count: {len(record)} fields, header has {width}"
             bad.append((line, None, reason, _mask(as_dict)))
             continue
         if any("\ufffd" in v for v in record):
+            as_dict = dict(zip(logical, (record[p] for p in positions), strict=True))
             bad.append((line, None, f"bytes that are not {dialect.encoding}", _mask(as_dict)))
             continue
         good_lines.append(line)
         good_values.append([record[p] for p in positions])
     raw = pd.DataFrame(good_values, columns=logical, dtype="str")
     raw.insert(0, "line", pd.array(good_lines, dtype="int64"))
-    return raw, bad, extra
+    return raw, bad, extra, repeated
+
+
+def _csv_records(lines: list[str]) -> Iterator[tuple[int, list[str], str]]:
+    """(record number, fields, "" or what is broken) for every record after the header line.
+
+    An unbalanced quote opens a field that swallows the lines after it. Such a record (one
+    spanning several lines whose field count is wrong, or one the csv module gives up on) is
+    damage that starts on its first line: that line is given back alone (its text as the only
+    field, with why), and reading resumes on the next line, so every line after it is still
+    read and numbered (landing-zone.md, "broken quoting"). Numbers are record numbers, the
+    header being 1; they are line numbers wherever no quoted field spans lines.
+    """
+    width = len(next(csv.reader(lines[:1]), []))
+    number, start = 1, 1
+    while start < len(lines):
+        reader = csv.reader(itertools.islice(lines, start, None))
+        done = 0  # lines consumed from `start` by the records given back so far
+        try:
+            for record in reader:
+                span = reader.line_num - done
+                if span > 1 and len(record) != width:
+                    number += 1
+                    yield number, [lines[start + done]], "an unbalanced quote starts here"
+                    start += done + 1
+                    break
+                done = reader.line_num
+                number += 1
+                yield number, record, ""
+            else:
+                return
+        except csv.Error as exc:
+            number += 1
+            yield number, [lines[start + done]], f"an unbalanced quote starts here ({exc})"
+            start += done + 1
 
 
 def _wrong_encoding(data: bytes, path: Path, dialect: Dialect, table: str) -> ValueError:
@@ -453,7 +509,7 @@ def _read_jsonl(data: bytes, path: Path, dialect: Dialect, table: str):
         good_values.append([obj[k] for k in keys])
     raw = pd.DataFrame(good_values, columns=logical, dtype=object)
     raw.insert(0, "line", pd.array(good_lines, dtype="int64"))
-    return raw, bad, extra
+    return raw, bad, extra, 0
 
 
 def hmap_inverse(hmap: dict[str, str]) -> dict[str, str]:
@@ -466,11 +522,16 @@ _INT = r"\d+"
 _NUMBER = r"\d+(?:\.\d+)?"
 
 
-def type_rows(raw: pd.DataFrame, platform: str, table: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def type_rows(
+    raw: pd.DataFrame, platform: str, table: str, first_date: dt.date | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Type raw records (any number of files of one platform at once, for speed).
 
-    Columns other than the logical fields (line, source file…) pass through. Returns the typed
-    rows and the rows that failed, with `field`, `reason` and the masked `raw` record.
+    Every field passes the door first (`warehouse/door.py`). Columns other than the logical
+    fields (line, source file…) pass through. With `first_date` and an `export_date` column,
+    times outside the plausible window are quarantined too. Returns the typed rows, the rows
+    that failed (with `field`, `reason` and the masked `raw` record), and per raw row the values
+    normalised at the door, by ledger column (door.NORMALISED_KINDS).
     """
     dialect = DIALECTS[platform]
     logical = [f.name for f in LOGICAL_FIELDS[table]]
@@ -481,22 +542,42 @@ def type_rows(raw: pd.DataFrame, platform: str, table: str) -> tuple[pd.DataFram
     reason = np.full(n, None, dtype=object)
     field_of = np.full(n, None, dtype=object)
     is_json = dialect.file_format == "jsonl"
+    counts = {k: np.zeros(n, dtype=np.int64) for k in door.NORMALISED_KINDS}
+    files = raw["source_file"] if "source_file" in raw else pd.Series("", index=raw.index)
 
-    def flag(mask: pd.Series, name: str, describe) -> None:
-        new = mask.to_numpy(dtype=bool, na_value=False) & pd.isna(reason)
+    def flag(mask: pd.Series | np.ndarray, name: str, describe) -> None:
+        if isinstance(mask, pd.Series):
+            mask = mask.to_numpy(dtype=bool, na_value=False)
+        new = mask & pd.isna(reason)
         if new.any():
             reason[new] = [describe(t) for t in text.to_numpy()[new]]
             field_of[new] = name
 
     for f in LOGICAL_FIELDS[table]:
         values = raw[f.name]
-        text = _as_text(values)
+        damage = door.normalise_field(
+            _as_text(values), f.name, f.kind if f.kind in ("text", "id") else "value"
+        )
+        text = damage.text
+        for k, c in damage.counts.items():
+            counts[k] += c
+        new = pd.notna(damage.problem) & pd.isna(reason)
+        reason[new] = damage.problem[new]
+        field_of[new] = f.name
+        if f.kind == "id":
+            lost = door.lost_digits(text.str.strip(), files)
+            flag(lost, f.name, lambda t, name=f.name: f"{name} lost its digits in a spreadsheet "
+                 f"({t.strip()}): the true id is gone")  # fmt: skip
         empty = text.str.strip() == ""
         if not f.optional and f.kind != "text":
             flag(empty, f.name, lambda _t, name=f.name: f"{name} is empty")
         typed, invalid, negative = _convert(f, text, values, empty, dialect, is_json)
         flag(invalid, f.name, lambda t, name=f.name: f"{name} unparseable: {t[:40]}")
         flag(negative, f.name, lambda t, name=f.name: f"{name} negative: {t}")
+        if f.kind in ("time", "isotime") and first_date is not None and "export_date" in raw:
+            ahead = PLAN_DAYS + 1 if f.name == "planned_start" else 1
+            odd = door.implausible_times(typed, raw["export_date"], first_date, ahead)
+            flag(odd, f.name, lambda t, name=f.name: f"{name} implausible: {t[:40]}")
         out[f.name] = typed
     bad_mask = ~pd.isna(reason)
     bad = raw.loc[bad_mask, passthrough].copy()
@@ -505,7 +586,8 @@ def type_rows(raw: pd.DataFrame, platform: str, table: str) -> tuple[pd.DataFram
     bad["reason"] = reason[bad_mask]
     records = raw.loc[bad_mask, logical].astype(object).to_dict("records")
     bad["raw"] = [_mask({k: _jsonable(v) for k, v in r.items()}) for r in records]
-    return out[~bad_mask].reset_index(drop=True), bad.reset_index(drop=True)
+    normalised = pd.DataFrame({door.NORMALISED_KINDS[k]: c for k, c in counts.items()})
+    return out[~bad_mask].reset_index(drop=True), bad.reset_index(drop=True), normalised
 
 
 def _jsonable(value: object) -> object:

@@ -19,9 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from warehouse import door
 from warehouse.dialects import EVENT_TYPES, scrub_personal
 from warehouse.ingest import LandingNotReady, not_ready, viewer_keys
 from warehouse.integrity import as_quarantine
+from warehouse.settings import first_partition_date
 
 SKU_EVENTS = ("product_click", "add_to_cart")
 WINDOW_SLACK = pd.Timedelta(minutes=10)
@@ -30,6 +32,12 @@ LATE_FOLDERS = 2  # an event arrives in its date's folder or up to two days late
 BATCH_ROWS = 1_000_000  # raw lines checked at once: bounds memory on a big day
 FIELDS = ("event_id", "ts", "platform", "session_id", "viewer_id", "type", "sku", "text")
 CATEGORICAL = ("platform", "session_key", "viewer_key", "type", "sku", "client_os", "app_version")
+# Each field's kind at the door (dialects.Field.kind; door.normalise_field).
+FIELD_KINDS = {
+    "event_id": "id", "ts": "value", "platform": "value", "session_id": "id",
+    "viewer_id": "id", "type": "value", "sku": "id", "text": "text",
+    "client_os": "text", "app_version": "text",
+}  # fmt: skip
 EVENT_COLUMNS = ["event_id", "ts", "event_date", *CATEGORICAL, "text", "source_file", "source_line"]
 
 
@@ -128,12 +136,14 @@ def clean_event_folder(
     Raises LandingNotReady when the folder has not landed completely."""
     shaped, quarantined, files, failed = [], [], [], {}
     digests: dict[str, str] = {}  # viewer pseudonyms, computed once per folder
+    normalised: list[pd.DataFrame] = []  # values normalised at the door, per part file
     pending: list[pd.DataFrame] = []  # small parts are checked together: less overhead
 
     def check(batch: list[pd.DataFrame]) -> None:
         raw = pd.concat(batch, ignore_index=True)
         batch.clear()
-        problems = _problems(raw, sessions)
+        problems, counts = _problems(raw, sessions, day)
+        normalised.append(counts.groupby(raw["source_file"].to_numpy()).sum())
         quarantined.extend(_quarantine(raw, problems))
         shaped.append(_shape(raw[problems["reason"].isna()], secret, digests))
 
@@ -197,10 +207,19 @@ def clean_event_folder(
         export_date=day, table_name="events", extra_columns="", run_id=run_id
     )
     ledger["platform"] = ledger["source_file"].map(part_platform)
+    conflict = quarantine["kind"] == "conflict"
+    door_counts = (
+        pd.concat(normalised).groupby(level=0).sum()
+        if normalised
+        else pd.DataFrame(columns=list(door.NORMALISED_KINDS.values()))
+    )
     per_file = {
         "clean_rows": rows["source_file"].value_counts(),
         "duplicate_rows": duplicate_files,
-        "quarantined_rows": quarantine["source_file"].value_counts(),
+        "quarantined_rows": quarantine.loc[~conflict, "source_file"].value_counts(),
+        door.CONFLICT_ROWS: quarantine.loc[conflict, "source_file"].value_counts(),
+        door.REPEATED_HEADERS: pd.Series(dtype="int64"),  # JSON Lines have no header
+        **door_counts.to_dict("series"),
     }
     for column, counts in per_file.items():
         ledger[column] = ledger["source_file"].map(counts).fillna(0).astype(int)
@@ -245,13 +264,30 @@ def _is_in(values: pd.Series, candidates: pd.Series) -> pd.Series:
     return pd.Series(found.to_numpy(zero_copy_only=False), index=values.index)
 
 
-def _problems(raw: pd.DataFrame, sessions: pd.DataFrame) -> pd.DataFrame:
-    """One (field, kind, reason) per row that cannot be a clean event; NaN for good rows."""
+def _problems(
+    raw: pd.DataFrame, sessions: pd.DataFrame, day: dt.date
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One (field, kind, reason) per row that cannot be a clean event (NaN for good rows), and
+    per row the values normalised at the door by ledger column. `raw`'s fields are replaced by
+    their normalised text."""
     out = pd.DataFrame(index=raw.index, columns=["field", "kind", "reason"], dtype=object)
 
-    def flag(mask: pd.Series, field: str, kind: str, reason: str) -> None:
+    def flag(mask: pd.Series, field: str, kind: str, reason: str | pd.Series) -> None:
         new = mask.fillna(False).astype(bool) & out["reason"].isna()
-        out.loc[new, ["field", "kind", "reason"]] = [field, kind, reason]
+        if isinstance(reason, pd.Series):
+            out.loc[new, ["field", "kind"]] = [field, kind]
+            out.loc[new, "reason"] = reason[new]
+        else:
+            out.loc[new, ["field", "kind", "reason"]] = [field, kind, reason]
+
+    counts = {k: np.zeros(len(raw), dtype=np.int64) for k in door.NORMALISED_KINDS}
+    for name, kind in FIELD_KINDS.items():
+        damage = door.normalise_field(raw[name].astype("str"), name, kind)
+        raw[name] = damage.text
+        for k, c in damage.counts.items():
+            counts[k] += c
+        problem = pd.Series(damage.problem, index=raw.index)
+        flag(problem.notna(), name, "value", problem)
 
     ts = pd.to_datetime(raw["ts"], format="ISO8601", utc=True, errors="coerce")
     # `utc=True` would read a time without offset as UTC: eight hours off (landing-zone.md,
@@ -260,6 +296,16 @@ def _problems(raw: pd.DataFrame, sessions: pd.DataFrame) -> pd.DataFrame:
     flag(raw["event_id"].isna(), "event_id", "value", "no event_id")
     flag(ts.notna() & ~offset, "ts", "value", "ts without offset")
     flag(ts.isna(), "ts", "value", "ts unparseable")
+    days = pd.Series(pd.Timestamp(day), index=raw.index)
+    odd = door.implausible_times(ts.dt.tz_localize(None), days, first_partition_date())
+    flag(odd, "ts", "value", "ts implausible: " + raw["ts"].astype("str").str[:40])
+    # The same event_id twice in one part with different values: a conflict, both quarantined.
+    flag(
+        door.conflicts(raw, ["source_file", "event_id"], [*FIELDS, "client_os", "app_version"]),
+        "event_id",
+        "conflict",
+        "conflict: event_id on several lines of the part with different values",
+    )
     flag(~raw["type"].isin(EVENT_TYPES), "type", "value", "unknown event type")
     flag(raw["viewer_id"].isna() | (raw["viewer_id"] == ""), "viewer_id", "value", "no viewer_id")
     flag(
@@ -279,7 +325,8 @@ def _problems(raw: pd.DataFrame, sessions: pd.DataFrame) -> pd.DataFrame:
         outside, "ts", "rule", "out of its session's window (more than 10 minutes before or after)"
     )
     raw["ts_utc"] = when
-    return out
+    normalised = pd.DataFrame({door.NORMALISED_KINDS[k]: c for k, c in counts.items()})
+    return out, normalised
 
 
 def _shape(rows: pd.DataFrame, secret: str, digests: dict[str, str]) -> pd.DataFrame:

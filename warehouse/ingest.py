@@ -9,12 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from warehouse import door
 from warehouse.dialects import (
     BRAND_FILES,
     DIALECTS,
@@ -25,6 +27,7 @@ from warehouse.dialects import (
     type_rows,
 )
 from warehouse.schema import CLEAN_KEYS
+from warehouse.settings import first_partition_date
 
 SUCCESS_MARKER = "_SUCCESS"
 DEV_VIEWER_KEY_SECRET = "dev-only-secret-not-for-production"
@@ -116,7 +119,9 @@ def viewer_keys(platform: str, viewer_ids: pd.Series, secret: str) -> pd.Series:
 
 def is_test_session(rows: pd.DataFrame) -> pd.Series:
     """The contract's test-session rule, judged on the row itself (the latest export wins)."""
-    titled = rows["title"].fillna("").str.contains(TEST_TITLE_PATTERN, regex=True)
+    # Read as NFKC: a full-width ＴＥＳＴ is "TEST" (landing-zone.md, "Unicode variants").
+    title = rows["title"].fillna("").str.normalize("NFKC")
+    titled = title.str.contains(TEST_TITLE_PATTERN, regex=True)
     seconds = (rows["end_time"] - rows["start_time"]).dt.total_seconds()
     too_short = seconds.notna() & (seconds < TEST_MIN_SECONDS)
     no_viewers = rows["viewers"] == 0
@@ -208,30 +213,41 @@ def _clean_files(
                 **tag,
                 "raw_rows": len(raw.rows) + len(raw.bad),
                 "extra_columns": ",".join(raw.extra_columns),
+                door.REPEATED_HEADERS: raw.repeated_headers,
             }
         )
     fields = [f.name for f in LOGICAL_FIELDS[table]]
     empty = pd.DataFrame(columns=["line", *fields, "export_date", "source_file"])
-    typed, bad = type_rows(pd.concat(raws, ignore_index=True) if raws else empty, dialect, table)
+    everything = pd.concat(raws, ignore_index=True) if raws else empty
+    typed, bad, normalised = type_rows(everything, dialect, table, first_partition_date())
     rows = _shape(typed, dialect, table, secret).rename(columns={"line": "source_line"})
     rows["run_id"] = run_id
-    # The same key twice in one export: the later line wins.
-    key = [*CLEAN_KEYS[CLEAN_TABLE[table]], "export_date"]
+    # The same key twice in one file: the same values are a duplicate (one row is kept), other
+    # values a conflict (every line of that key is quarantined: which one is true is unknown).
+    key = [*CLEAN_KEYS[CLEAN_TABLE[table]], "source_file"]
+    values = [c for c in rows.columns if c not in ("source_line", "run_id")]
+    clash = door.conflicts(rows, key, values)
+    conflicted = rows[clash]
+    rows = rows[~clash]
     deduplicated = rows.drop_duplicates(subset=key, keep="last").reset_index(drop=True)
-    quarantine = pd.concat([*unreadable, bad], ignore_index=True).rename(
-        columns={"line": "source_line"}
-    )
+    quarantine = pd.concat(
+        [*unreadable, bad, _conflict_quarantine(conflicted, key)], ignore_index=True
+    ).rename(columns={"line": "source_line"})
     quarantine = quarantine.assign(platform=dialect, table_name=table, run_id=run_id)
     ledger = pd.DataFrame(
-        ledger_rows, columns=["export_date", "source_file", "raw_rows", "extra_columns"]
+        ledger_rows,
+        columns=["export_date", "source_file", "raw_rows", "extra_columns", door.REPEATED_HEADERS],
     )
     ledger = ledger.assign(platform=dialect, table_name=table, run_id=run_id)
+    in_quarantine = quarantine["kind"] != "conflict"
     per_file = {
         "clean_rows": deduplicated["source_file"].value_counts(),
         "duplicate_rows": rows["source_file"]
         .value_counts()
         .sub(deduplicated["source_file"].value_counts(), fill_value=0),
-        "quarantined_rows": quarantine["source_file"].value_counts(),
+        "quarantined_rows": quarantine.loc[in_quarantine, "source_file"].value_counts(),
+        door.CONFLICT_ROWS: conflicted["source_file"].value_counts(),
+        **normalised.groupby(everything["source_file"].to_numpy()).sum().to_dict("series"),
     }
     for column, counts in per_file.items():
         ledger[column] = ledger["source_file"].map(counts).fillna(0).astype(int)
@@ -251,10 +267,36 @@ def _clean_files(
     return batch, failures
 
 
+def _conflict_quarantine(conflicted: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    """Lines of one file that share a key with different values, in the quarantine's shape
+    (their clean form as `raw`: no personal data is left in it)."""
+    if conflicted.empty:
+        return pd.DataFrame(columns=["line", "field", "kind", "reason", "raw"])
+    lines = conflicted.groupby(key, dropna=False)["source_line"].transform(
+        lambda s: ", ".join(str(int(v)) for v in sorted(s))
+    )
+    shown = [c for c in key if c != "source_file"]
+    values = conflicted.drop(columns=["run_id"]).astype(object)
+    records = values.where(values.notna(), None).to_dict("records")
+    return pd.DataFrame(
+        {
+            "line": conflicted["source_line"].to_numpy(),
+            "field": shown[-1],
+            "kind": "conflict",
+            "reason": (
+                "conflict: " + "/".join(shown) + " on lines " + lines + " with different values"
+            ).to_numpy(),
+            "raw": [json.dumps(r, ensure_ascii=False, default=str) for r in records],
+            "export_date": conflicted["export_date"].to_numpy(),
+            "source_file": conflicted["source_file"].to_numpy(),
+        }
+    )
+
+
 def broken_files(ledger: pd.DataFrame, quarantine: pd.DataFrame) -> dict[str, str]:
-    """Files whose records are mostly broken in the file itself (`format` or `value` kinds:
-    not the orphans of a quarantined parent), each with why in words."""
-    own = quarantine[quarantine["kind"].isin(["format", "value"])]
+    """Files whose records are mostly broken in the file itself (`format`, `value` or
+    `conflict` kinds: not the orphans of a quarantined parent), each with why in words."""
+    own = quarantine[quarantine["kind"].isin(["format", "value", "conflict"])]
     counts = own["source_file"].value_counts()
     out = {}
     for source, raw in zip(ledger["source_file"], ledger["raw_rows"], strict=True):

@@ -296,6 +296,13 @@ ops_ingest_ledger = Table(
     Column("clean_rows", Integer, nullable=False),
     Column("duplicate_rows", Integer, nullable=False),
     Column("quarantined_rows", Integer, nullable=False),
+    # Lines sharing a key with different values in one file (quarantined too, kind conflict).
+    Column("conflict_rows", Integer, nullable=False, server_default="0"),
+    # Values normalised at the door, by kind, and page headers dropped (warehouse/door.py).
+    Column("unwrapped_values", Integer, nullable=False, server_default="0"),
+    Column("unicode_values", Integer, nullable=False, server_default="0"),
+    Column("control_chars_removed", Integer, nullable=False, server_default="0"),
+    Column("repeated_headers", Integer, nullable=False, server_default="0"),
     Column("extra_columns", Text, nullable=False),
     Column("run_id", String(64), nullable=False),
 )

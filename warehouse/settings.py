@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -9,6 +10,13 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 # The first local date of the data: the daily partitions start here.
 FIRST_DATE = os.environ.get("LIVECOMMERCE_FIRST_DATE", "2026-05-25")
+
+
+def first_partition_date() -> dt.date:
+    """FIRST_DATE as a date: the daily partitions start here, and a time more than a year
+    before it is implausible (landing-zone.md, "implausible times")."""
+    return dt.date.fromisoformat(FIRST_DATE)
+
 
 # Every platform the contract has a dialect for (landing-zone.md, "The platform exports").
 KNOWN_PLATFORMS = ("douyin", "taobao", "jd")
