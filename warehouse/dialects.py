@@ -516,10 +516,12 @@ def hmap_inverse(hmap: dict[str, str]) -> dict[str, str]:
     return {v: k for k, v in hmap.items()}
 
 
-_MONEY_PLAIN = r"\d+\.\d{2}"
-_MONEY_THOUSANDS = r"\d{1,3}(?:,\d{3})*\.\d{2}|\d+\.\d{2}"
-_INT = r"\d+"
-_NUMBER = r"\d+(?:\.\d+)?"
+# Digits bounded so that every value that matches fits a 64-bit integer (of fen): a longer one
+# is unparseable at the door, never an overflow in the step.
+_MONEY_PLAIN = r"\d{1,16}\.\d{2}"
+_MONEY_THOUSANDS = r"\d{1,3}(?:,\d{3}){0,5}\.\d{2}|\d{1,16}\.\d{2}"
+_INT = r"\d{1,18}"
+_NUMBER = r"\d{1,15}(?:\.\d+)?"
 
 
 def type_rows(
@@ -571,6 +573,9 @@ def type_rows(
         empty = text.str.strip() == ""
         if not f.optional and f.kind != "text":
             flag(empty, f.name, lambda _t, name=f.name: f"{name} is empty")
+        if f.kind == "isotime":  # never read as UTC (landing-zone.md, "without an offset")
+            naive = ~text.str.strip().str.contains(door.OFFSET, regex=True) & ~empty
+            flag(naive, f.name, lambda t, name=f.name: f"{name} without offset: {t[:40]}")
         typed, invalid, negative = _convert(f, text, values, empty, dialect, is_json)
         flag(invalid, f.name, lambda t, name=f.name: f"{name} unparseable: {t[:40]}")
         flag(negative, f.name, lambda t, name=f.name: f"{name} negative: {t}")
@@ -652,9 +657,8 @@ def _convert(
         return parsed.dt.date, parsed.isna() & ~empty, none
     if f.kind == "isotime":
         parsed = pd.to_datetime(stripped.where(~empty), format="ISO8601", errors="coerce", utc=True)
-        # An offset is required: a time without one is ambiguous.
-        has_offset = stripped.str.contains(r"(?:[+-]\d\d:?\d\d|Z)$", regex=True)
-        invalid = (parsed.isna() | ~has_offset) & ~empty
+        # An offset is required: a time without one is ambiguous (type_rows says so by name).
+        invalid = (parsed.isna() | ~stripped.str.contains(door.OFFSET, regex=True)) & ~empty
         return parsed.dt.tz_localize(None).astype("datetime64[us]"), invalid, none
     if f.kind in ("category", "platform", "grade"):
         allowed = {

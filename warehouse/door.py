@@ -32,6 +32,7 @@ CONFLICT_ROWS = "conflict_rows"  # lines sharing a key with different values, qu
 # hold); in a key or a number any C0 character is damage.
 _C0_IN_TEXT = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
 _C0 = r"[\x00-\x1f]"
+OFFSET = r"(?:[+-]\d{2}:?\d{2}|Z)$"  # an ISO 8601 time's offset, at its end
 _SCIENTIFIC = r"[0-9](?:\.[0-9]+)?[eE]\+?[0-9]+"
 # A spreadsheet keeps 15 significant digits: a longer numeric id comes back zero-filled.
 SPREADSHEET_DIGITS = 15
@@ -178,3 +179,28 @@ def conflicts(rows: pd.DataFrame, key: list[str], values: list[str]) -> pd.Serie
         return pd.Series(False, index=rows.index)
     marked = pd.MultiIndex.from_frame(rows[key]) if len(key) > 1 else pd.Index(rows[key[0]])
     return pd.Series(marked.isin(clashing), index=rows.index)
+
+
+def beyond_columns(rows: pd.DataFrame, table) -> pd.Series:
+    """Per row, why a value does not fit its warehouse column (a text longer than its
+    `String(n)`, a number beyond its `Integer`), or None: such a row is quarantined at the door
+    instead of failing the database's insert (PostgreSQL enforces both; SQLite neither).
+    `table` is the SQLAlchemy Table the rows are written to."""
+    from sqlalchemy import BigInteger, Integer, String
+
+    reasons = pd.Series(None, index=rows.index, dtype=object)
+    for column in table.columns:
+        if column.name not in rows:
+            continue
+        values = rows[column.name]
+        if isinstance(column.type, String) and column.type.length:
+            over = values.astype("str").str.len() > column.type.length
+            why = f"{column.name} longer than {column.type.length} characters"
+        elif isinstance(column.type, Integer) and not isinstance(column.type, BigInteger):
+            over = pd.to_numeric(values, errors="coerce").abs() > 2**31 - 1
+            why = f"{column.name} beyond the range of a 32-bit integer"
+        else:
+            continue
+        over = over.fillna(False).astype(bool) & reasons.isna()
+        reasons[over] = why
+    return reasons

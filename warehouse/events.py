@@ -21,13 +21,11 @@ import pandas as pd
 
 from warehouse import door
 from warehouse.dialects import EVENT_TYPES, scrub_personal
-from warehouse.ingest import LandingNotReady, not_ready, viewer_keys
-from warehouse.integrity import as_quarantine
+from warehouse.ingest import LandingNotReady, as_quarantine, not_ready, viewer_keys
 from warehouse.settings import first_partition_date
 
 SKU_EVENTS = ("product_click", "add_to_cart")
 WINDOW_SLACK = pd.Timedelta(minutes=10)
-OFFSET = r"(?:[+-]\d{2}:?\d{2}|Z)$"  # an ISO 8601 time's offset at its end
 LATE_FOLDERS = 2  # an event arrives in its date's folder or up to two days later
 BATCH_ROWS = 1_000_000  # raw lines checked at once: bounds memory on a big day
 FIELDS = ("event_id", "ts", "platform", "session_id", "viewer_id", "type", "sku", "text")
@@ -246,10 +244,14 @@ def _quarantine(raw: pd.DataFrame, problems: pd.DataFrame) -> list[pd.DataFrame]
         viewer_id=bad["viewer_id"].where(bad["viewer_id"].isna(), "***"),
         platform=bad["platform"].fillna("unknown"),
     )
-    keys = [problems.loc[bad.index, c] for c in ("field", "kind", "reason")]
+    if bad.empty:
+        return []
+    reasons = problems.loc[bad.index]
     return [
-        as_quarantine(group, field, kind, reason)
-        for (field, kind, reason), group in bad.groupby(keys, dropna=False)
+        as_quarantine(
+            group, reasons.loc[group.index, "field"], kind, reasons.loc[group.index, "reason"]
+        )
+        for kind, group in bad.groupby(reasons["kind"])
     ]
 
 
@@ -292,7 +294,7 @@ def _problems(
     ts = pd.to_datetime(raw["ts"], format="ISO8601", utc=True, errors="coerce")
     # `utc=True` would read a time without offset as UTC: eight hours off (landing-zone.md,
     # "Damage that real exports carry": quarantined as without offset, never read as UTC).
-    offset = raw["ts"].astype("str").str.contains(OFFSET, regex=True)
+    offset = raw["ts"].astype("str").str.contains(door.OFFSET, regex=True)
     flag(raw["event_id"].isna(), "event_id", "value", "no event_id")
     flag(ts.notna() & ~offset, "ts", "value", "ts without offset")
     flag(ts.isna(), "ts", "value", "ts unparseable")

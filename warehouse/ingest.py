@@ -26,7 +26,7 @@ from warehouse.dialects import (
     read_raw,
     type_rows,
 )
-from warehouse.schema import CLEAN_KEYS
+from warehouse.schema import CLEAN_KEYS, metadata
 from warehouse.settings import first_partition_date
 
 SUCCESS_MARKER = "_SUCCESS"
@@ -222,6 +222,9 @@ def _clean_files(
     typed, bad, normalised = type_rows(everything, dialect, table, first_partition_date())
     rows = _shape(typed, dialect, table, secret).rename(columns={"line": "source_line"})
     rows["run_id"] = run_id
+    unfit = door.beyond_columns(rows, metadata.tables[CLEAN_TABLE[table]])
+    too_big = rows[unfit.notna()]
+    rows = rows[unfit.isna()]
     # The same key twice in one file: the same values are a duplicate (one row is kept), other
     # values a conflict (every line of that key is quarantined: which one is true is unknown).
     key = [*CLEAN_KEYS[CLEAN_TABLE[table]], "source_file"]
@@ -231,8 +234,13 @@ def _clean_files(
     rows = rows[~clash]
     deduplicated = rows.drop_duplicates(subset=key, keep="last").reset_index(drop=True)
     quarantine = pd.concat(
-        [*unreadable, bad, _conflict_quarantine(conflicted, key)], ignore_index=True
-    ).rename(columns={"line": "source_line"})
+        [
+            *(frame.rename(columns={"line": "source_line"}) for frame in (*unreadable, bad)),
+            as_quarantine(too_big, unfit.dropna().str.split(" ").str[0], "value", unfit.dropna()),
+            as_quarantine(conflicted, key[-2], "conflict", _conflict_reasons(conflicted, key)),
+        ],
+        ignore_index=True,
+    )
     quarantine = quarantine.assign(platform=dialect, table_name=table, run_id=run_id)
     ledger = pd.DataFrame(
         ledger_rows,
@@ -267,30 +275,48 @@ def _clean_files(
     return batch, failures
 
 
-def _conflict_quarantine(conflicted: pd.DataFrame, key: list[str]) -> pd.DataFrame:
-    """Lines of one file that share a key with different values, in the quarantine's shape
-    (their clean form as `raw`: no personal data is left in it)."""
+_NOT_IN_RAW = {"run_id", "source_file", "source_line", "export_date", "platform"}
+
+
+def as_quarantine(
+    rows: pd.DataFrame, field: str | pd.Series, kind: str, reason: str | pd.Series
+) -> pd.DataFrame:
+    """Clean rows (no personal data left) in the quarantine's shape; `field` and `reason` may
+    differ per row (Series aligned to `rows`)."""
+    raw = [
+        json.dumps(
+            {k: (None if pd.isna(v) else str(v)) for k, v in r.items() if k not in _NOT_IN_RAW},
+            ensure_ascii=False,
+        )
+        for r in rows.to_dict("records")
+    ]
+    per_row = {
+        name: value.to_numpy() if isinstance(value, pd.Series) else value
+        for name, value in (("field", field), ("reason", reason))
+    }
+    return pd.DataFrame(
+        {
+            "export_date": rows["export_date"].to_numpy(),
+            "platform": rows["platform"].to_numpy() if "platform" in rows else None,
+            "source_file": rows["source_file"].to_numpy(),
+            "source_line": rows["source_line"].to_numpy(),
+            "field": per_row["field"],
+            "kind": kind,
+            "reason": per_row["reason"],
+            "raw": raw,
+        },
+        index=range(len(rows)),
+    )
+
+
+def _conflict_reasons(conflicted: pd.DataFrame, key: list[str]) -> pd.Series:
+    """Per conflicting row: "conflict: order_key on lines 2, 5 with different values"."""
     if conflicted.empty:
-        return pd.DataFrame(columns=["line", "field", "kind", "reason", "raw"])
+        return pd.Series(dtype=object)
     lines = conflicted.groupby(key, dropna=False)["source_line"].transform(
         lambda s: ", ".join(str(int(v)) for v in sorted(s))
     )
-    shown = [c for c in key if c != "source_file"]
-    values = conflicted.drop(columns=["run_id"]).astype(object)
-    records = values.where(values.notna(), None).to_dict("records")
-    return pd.DataFrame(
-        {
-            "line": conflicted["source_line"].to_numpy(),
-            "field": shown[-1],
-            "kind": "conflict",
-            "reason": (
-                "conflict: " + "/".join(shown) + " on lines " + lines + " with different values"
-            ).to_numpy(),
-            "raw": [json.dumps(r, ensure_ascii=False, default=str) for r in records],
-            "export_date": conflicted["export_date"].to_numpy(),
-            "source_file": conflicted["source_file"].to_numpy(),
-        }
-    )
+    return "conflict: " + key[-2] + " on lines " + lines + " with different values"
 
 
 def broken_files(ledger: pd.DataFrame, quarantine: pd.DataFrame) -> dict[str, str]:

@@ -7,36 +7,9 @@ export date that carried it) and gets the batch back with the offending rows mov
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 
-from warehouse.ingest import CleanBatch
-
-_NOT_IN_RAW = {"run_id", "source_file", "source_line", "export_date", "platform"}
-
-
-def as_quarantine(rows: pd.DataFrame, field: str, kind: str, reason: str) -> pd.DataFrame:
-    """Clean rows (no personal data left) in the quarantine's shape."""
-    raw = [
-        json.dumps(
-            {k: (None if pd.isna(v) else str(v)) for k, v in r.items() if k not in _NOT_IN_RAW},
-            ensure_ascii=False,
-        )
-        for r in rows.to_dict("records")
-    ]
-    return pd.DataFrame(
-        {
-            "export_date": rows["export_date"].to_numpy(),
-            "platform": rows["platform"].to_numpy(),
-            "source_file": rows["source_file"].to_numpy(),
-            "source_line": rows["source_line"].to_numpy(),
-            "field": field,
-            "kind": kind,
-            "reason": reason,
-            "raw": raw,
-        }
-    )
+from warehouse.ingest import CleanBatch, as_quarantine
 
 
 def _day(values: pd.Series) -> pd.Series:

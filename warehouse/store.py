@@ -118,7 +118,11 @@ def _insert(conn: Connection, table: Table, df: pd.DataFrame) -> None:
     database does for hundreds of thousands of rows."""
     if not len(df):
         return
-    required = [c.name for c in table.columns if not c.nullable and c.name not in df.columns]
+    required = [
+        c.name
+        for c in table.columns
+        if not c.nullable and c.server_default is None and c.name not in df.columns
+    ]
     if required:
         raise ValueError(f"{table.name}: rows lack required column(s) {required}")
     names = [c.name for c in table.columns if c.name in df.columns]
