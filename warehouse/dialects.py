@@ -368,6 +368,8 @@ def _read_csv(data: bytes, path: Path, dialect: Dialect, table: str):
     # Physical lines end at "\n" (RFC 4180: CRLF or LF); a quoted field may span several.
     pieces = text.split("\n")
     lines = [p + "\n" for p in pieces[:-1]] + ([pieces[-1]] if pieces[-1] else [])
+    if "\ufeff" in text:  # a byte-order mark before a line (files concatenated): ignored
+        lines = [line.removeprefix("\ufeff") for line in lines]
     header = [h.strip() for h in next(csv.reader(lines[:1]), [])]
     try:
         extra = _check_columns(path, dialect, table, header)

@@ -1,0 +1,436 @@
+"""Damage that real exports carry (landing-zone.md), one kind at a time, on files the tests
+write in every dialect: which rows are clean and with which values, which are quarantined
+with which reason and line, what the ledger counts, and the paid GMV that follows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.landing_builder import (
+    COLUMNS,
+    PLAN_HEADER,
+    event,
+    lineup,
+    order,
+    session,
+    write_catalog,
+    write_day,
+    write_events,
+    write_plan,
+)
+from warehouse.dialects import DIALECTS, serialize, to_dialect_frame
+from warehouse.events import clean_event_folder
+from warehouse.ingest import clean_brand_files, clean_platform_exports, latest_per_key
+from warehouse.scorecard import paid_gmv_by_session
+
+D1, D2 = "2026-11-01", "2026-11-02"
+LONG_ID = "3712345678901234501"  # a douyin-length order id: 19 digits
+LEDGER = [
+    "raw_rows",
+    "clean_rows",
+    "duplicate_rows",
+    "conflict_rows",
+    "quarantined_rows",
+    "unwrapped_values",
+    "unicode_values",
+    "control_chars_removed",
+    "repeated_headers",
+]
+
+
+@pytest.fixture
+def root(tmp_path) -> Path:
+    landing = tmp_path / "landing"
+    write_catalog(landing, D1)
+    return landing
+
+
+def paid(oid: str, **changes) -> dict:
+    """A paid order line of S1 at 999 yuan."""
+    return order(oid, "S1", f"{D1} 20:10:00", f"{D1} 20:11:00", "paid") | changes
+
+
+def export(
+    root: Path, platform: str, table: str, rows: list[dict], cells=None, day: str = D1
+) -> Path:
+    """One platform file from logical rows, with raw cell values put in by (row, field)."""
+    write_day(root, day, platform=platform)  # the folder, its _SUCCESS and the other files
+    dialect = DIALECTS[platform]
+    frame = pd.DataFrame(rows, columns=COLUMNS[table])
+    if table == "lineup":
+        frame["coupon"] = frame["coupon"].astype("Int64")
+    frame = to_dialect_frame(frame, platform, table)
+    header = list(frame.columns)
+    values = frame.astype(object).where(frame.notna(), None).values.tolist()
+    hmap = dialect.header_map(table)
+    for (i, name), value in (cells or {}).items():
+        values[i][header.index(hmap[name])] = value
+    path = root / platform / day / dialect.file_name(table)
+    path.write_bytes(serialize(values, platform, header))
+    return path
+
+
+def clean(root: Path, platform: str, table: str, days=(D1,)):
+    batch, failures = clean_platform_exports(
+        root, platform, table, [dt.date.fromisoformat(d) for d in days], "secret", "run"
+    )
+    assert not failures, failures
+    return batch
+
+
+def ledger(batch, day: str = D1) -> list[int]:
+    rows = batch.ledger[batch.ledger["export_date"] == dt.date.fromisoformat(day)]
+    return rows[LEDGER].iloc[0].astype(int).tolist()
+
+
+def reasons(batch) -> list[tuple[int, str]]:
+    return [(int(r.source_line), r.reason) for r in batch.quarantine.itertuples()]
+
+
+def gmv_yuan(batch) -> float:
+    orders = latest_per_key(batch.rows, ["order_key"])
+    return float(paid_gmv_by_session(orders)["gmv_fen"].sum()) / 100
+
+
+# --- spreadsheet text wrappers around an id -------------------------------------------------
+
+
+@pytest.mark.parametrize("platform", ["douyin", "taobao", "jd"])
+@pytest.mark.parametrize(
+    "wrapped",
+    [f'="{LONG_ID}"', f"'{LONG_ID}", f"\t{LONG_ID}", f"{LONG_ID}\x0b", f"＝＂{LONG_ID}＂"],
+    ids=["formula", "apostrophe", "tab", "vertical-tab", "full-width-formula"],
+)
+def test_a_wrapped_id_is_the_text_inside_and_its_reexport_is_the_same_line(root, platform, wrapped):
+    export(root, platform, "orders", [paid(LONG_ID)], {(0, "order_id"): wrapped})
+    export(root, platform, "orders", [paid(LONG_ID, status="shipped")], day=D2)
+    batch = clean(root, platform, "orders", (D1, D2))
+    assert batch.rows["order_id"].tolist() == [LONG_ID, LONG_ID]
+    assert ledger(batch)[:5] == [1, 1, 0, 0, 0]
+    assert ledger(batch)[5] == 1  # unwrapped
+    assert gmv_yuan(batch) == 999.0  # one order line, not two
+
+
+# --- ids a spreadsheet has mangled ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("platform", ["douyin", "taobao", "jd"])
+def test_ids_in_scientific_notation_are_quarantined_not_collapsed(root, platform):
+    ids = [f"37123456789012345{i:02d}" for i in range(3)]
+    cells = {(i, "order_id"): "3.71235E+18" for i in range(3)}
+    export(root, platform, "orders", [paid(o) for o in ids], cells)
+    batch = clean(root, platform, "orders")
+    assert batch.rows.empty
+    assert ledger(batch)[:5] == [3, 0, 0, 0, 3]
+    assert {r for _, r in reasons(batch)} == {
+        "order_id mangled by a spreadsheet (3.71235E+18): the true id is gone"
+    }
+    assert [line for line, _ in reasons(batch)] == ([1, 2, 3] if platform == "jd" else [2, 3, 4])
+
+
+def test_a_jd_id_turned_into_a_json_number_in_scientific_notation_is_quarantined(root):
+    export(root, "jd", "orders", [paid("A1")], {(0, "order_id"): 3.71235e18})
+    ((_, reason),) = reasons(clean(root, "jd", "orders"))
+    assert "mangled by a spreadsheet" in reason
+
+
+def test_ids_zero_filled_past_15_digits_are_quarantined_when_the_whole_file_is(root):
+    filled = ["3712345678901230000", "3712345678901240000"]
+    export(root, "douyin", "orders", [paid(o) for o in filled])
+    batch = clean(root, "douyin", "orders")
+    assert batch.rows.empty
+    assert all("lost its digits" in r for _, r in reasons(batch))
+    # One id ending in zeros among real ones is a real id.
+    export(root, "douyin", "orders", [paid("3712345678901230000"), paid(LONG_ID)], day=D2)
+    assert len(clean(root, "douyin", "orders", (D2,)).rows) == 2
+
+
+# --- Unicode variants of digits, signs and letters --------------------------------------------
+
+
+def test_full_width_amounts_and_times_are_read_as_what_they_stand_for(root):
+    cells = {
+        (0, "paid"): "９９９．００",
+        (0, "unit_price"): "９９９.００",
+        (0, "created_at"): "２０２６/１１/０１ ２０:１０:００",
+        (0, "sku"): "\u3000LS-KT1000\u3000",
+    }
+    export(root, "taobao", "orders", [paid("T1")], cells)
+    batch = clean(root, "taobao", "orders")
+    row = batch.rows.iloc[0]
+    assert (row["paid_fen"], row["unit_price_fen"], row["sku"]) == (99900, 99900, "LS-KT1000")
+    assert row["created_at"] == pd.Timestamp("2026-11-01 12:10:00")  # 20:10 China time
+    assert ledger(batch)[:6] == [1, 1, 0, 0, 0, 0] and ledger(batch)[6] == 4
+    assert gmv_yuan(batch) == 999.0
+
+
+@pytest.mark.parametrize("platform", ["douyin", "taobao", "jd"])
+def test_a_full_width_test_title_is_a_test_session(root, platform):
+    start = f"{D1} 20:00:00"
+    export(
+        root, platform, "sessions", [session("S1", start, f"{D1} 22:00:00", title="ＴＥＳＴ专场")]
+    )
+    batch = clean(root, platform, "sessions")
+    assert batch.rows["is_test"].tolist() == [True]
+    assert batch.rows["title"].tolist() == ["ＴＥＳＴ专场"]  # free text is kept as written
+
+
+# --- control characters in text ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("platform", ["douyin", "taobao", "jd"])
+def test_control_characters_leave_free_text_and_quarantine_keys_and_numbers(root, platform):
+    rows = [
+        session(
+            "S1", f"{D1} 20:00:00", f"{D1} 22:00:00", title="厨房\x00好物\x07", room_name="澜\x1b舍"
+        ),
+        session("S2", f"{D1} 20:00:00", f"{D1} 22:00:00"),
+        session("S3", f"{D1} 20:00:00", f"{D1} 22:00:00"),
+    ]
+    export(
+        root, platform, "sessions", rows, {(1, "session_id"): "S\x002", (2, "viewers"): "1\x000"}
+    )
+    batch = clean(root, platform, "sessions")
+    assert batch.rows[["session_id", "title", "room_name"]].values.tolist() == [
+        ["S1", "厨房好物", "澜舍"]
+    ]
+    assert ledger(batch)[:5] == [3, 1, 0, 0, 2]
+    assert ledger(batch)[7] == 2  # two text values cleaned
+    first = 1 if platform == "jd" else 2
+    got = reasons(batch)
+    assert got[0][0] == first + 1 and got[0][1].startswith("session_id has a control character")
+    assert got[1][0] == first + 2 and got[1][1].startswith("viewers")
+
+
+# --- broken quoting ----------------------------------------------------------------------------
+
+
+def test_an_unbalanced_quote_in_a_big_file_costs_its_own_line_only(root):
+    rows = [paid(f"O{i}") for i in range(1200)]
+    path = export(root, "douyin", "orders", rows)
+    lines = path.read_bytes().decode("utf-8-sig").split("\r\n")
+    lines[600] = lines[600].replace("西湖区文三路100号", '"西湖区文三路100号')  # record 601
+    path.write_bytes("\r\n".join(lines).encode("utf-8-sig"))
+    batch = clean(root, "douyin", "orders")
+    assert ledger(batch)[:5] == [1200, 1199, 0, 0, 1]
+    ((line, reason),) = reasons(batch)
+    assert line == 601 and reason.startswith("broken quoting: an unbalanced quote starts here")
+    assert "西湖区" not in batch.quarantine["raw"].iloc[0]  # the address is still masked
+    assert gmv_yuan(batch) == 1199 * 999.0
+
+
+@pytest.mark.parametrize("platform", ["douyin", "taobao"])
+def test_an_unbalanced_quote_in_a_small_file_keeps_every_line_accounted_for(root, platform):
+    path = export(root, platform, "orders", [paid(f"O{i}") for i in range(4)])
+    encoding = DIALECTS[platform].encoding
+    text = path.read_bytes().decode(encoding)
+    # Quoted taobao: a quote before the closing one reads as an escaped quote and keeps the
+    # field open; unquoted douyin: a quote at the start opens one.
+    damaged = '西湖区文三路100号"' if platform == "taobao" else '"西湖区文三路100号'
+    broken = text.replace("西湖区文三路100号", damaged, 1)
+    path.write_bytes(broken.encode(encoding))
+    batch = clean(root, platform, "orders")
+    assert ledger(batch)[:5] == [4, 3, 0, 0, 1]
+    assert [line for line, _ in reasons(batch)] == [2]
+    assert sorted(batch.rows["source_line"]) == [3, 4, 5]
+
+
+# --- line separators inside JSON strings and byte-order marks --------------------------------
+
+
+def test_jd_line_separators_inside_strings_are_part_of_the_value(root):
+    rows = [session(f"S{i}", f"{D1} 20:00:00", f"{D1} 22:00:00") for i in range(3)]
+    export(root, "jd", "sessions", rows, {(0, "title"): "双11\u2028爆款\u0085直\u2029降"})
+    batch = clean(root, "jd", "sessions")
+    assert batch.rows["source_line"].tolist() == [1, 2, 3]
+    assert batch.rows["title"].iloc[0] == "双11\u2028爆款\u0085直\u2029降"
+
+
+def test_a_plan_file_with_a_byte_order_mark_is_read(root):
+    plan = "P1,douyin,R1,H001,2026-11-02T20:00:00+08:00,120,50,2026-11-01T21:00:00+08:00"
+    write_plan(root, D1, [plan])
+    path = root / "plan" / D1 / "planned_sessions.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    batch, failures = clean_brand_files(root, "planned_sessions", [dt.date(2026, 11, 1)], "run")
+    assert not failures and batch.rows["plan_id"].tolist() == ["P1"]
+
+
+# --- times without an offset, and implausible times -------------------------------------------
+
+
+def plans(root, *lines: str):
+    write_plan(root, D1, list(lines))
+    batch, failures = clean_brand_files(root, "planned_sessions", [dt.date(2026, 11, 1)], "run")
+    assert not failures
+    return batch
+
+
+def test_a_plan_time_without_offset_is_quarantined_as_such(root):
+    batch = plans(root, "P1,douyin,R1,H001,2026-11-02T20:00:00,120,50,2026-11-01T21:00:00+08:00")
+    assert reasons(batch) == [(2, "planned_start without offset: 2026-11-02T20:00:00")]
+
+
+def test_plans_are_due_up_to_seven_days_ahead_and_no_further(root):
+    ok = "P1,douyin,R1,H001,2026-11-08T20:00:00+08:00,850,50,2026-11-01T21:00:00+08:00"
+    late = "P2,douyin,R1,H001,2026-11-10T20:00:00+08:00,120,50,2026-11-01T21:00:00+08:00"
+    batch = plans(root, ok, late)
+    assert batch.rows["plan_id"].tolist() == ["P1"]  # 850 minutes: odd, not impossible
+    assert reasons(batch) == [(3, "planned_start implausible: 2026-11-10T20:00:00+08:00")]
+
+
+@pytest.mark.parametrize("platform", ["douyin", "taobao", "jd"])
+@pytest.mark.parametrize("when", ["1999-01-01 20:10:00", "2026-11-03 20:10:00"])
+def test_an_order_time_outside_the_plausible_window_is_quarantined(root, platform, when):
+    export(
+        root,
+        platform,
+        "orders",
+        [paid("O1", created_at=pd.Timestamp(when) - pd.Timedelta(hours=8))],
+    )
+    ((_, reason),) = reasons(clean(root, platform, "orders"))
+    assert reason.startswith("created_at implausible")
+
+
+def test_an_order_of_the_next_morning_is_plausible(root):
+    export(root, "douyin", "orders", [paid("O1", paid_at=pd.Timestamp("2026-11-02 01:00:00"))])
+    assert len(clean(root, "douyin", "orders").rows) == 1
+
+
+# --- the same key twice in one file with different values ------------------------------------
+
+
+@pytest.mark.parametrize("platform", ["douyin", "taobao", "jd"])
+def test_the_same_order_twice_with_different_amounts_is_a_conflict(root, platform):
+    export(root, platform, "orders", [paid("O1"), paid("O2"), paid("O1", paid=89900)])
+    batch = clean(root, platform, "orders")
+    assert batch.rows["order_id"].tolist() == ["O2"]
+    assert ledger(batch)[:5] == [3, 1, 0, 2, 0]
+    first = 1 if platform == "jd" else 2
+    assert reasons(batch) == [
+        (first, f"conflict: order_key on lines {first}, {first + 2} with different values"),
+        (first + 2, f"conflict: order_key on lines {first}, {first + 2} with different values"),
+    ]
+    assert set(batch.quarantine["kind"]) == {"conflict"}
+    assert gmv_yuan(batch) == 999.0
+
+
+def test_a_lineup_conflict_is_per_session_and_sku(root):
+    rows = [lineup("S1"), lineup("S1", stock=5), lineup("S2")]
+    export(root, "douyin", "lineup", rows)
+    batch = clean(root, "douyin", "lineup")
+    assert batch.rows["session_id"].tolist() == ["S2"]
+    assert ledger(batch)[3] == 2
+
+
+# --- a page header repeated inside a file ------------------------------------------------------
+
+
+@pytest.mark.parametrize("platform", ["douyin", "taobao"])
+def test_a_repeated_page_header_is_dropped_and_counted(root, platform):
+    path = export(root, platform, "orders", [paid("O1"), paid("O2")])
+    encoding = DIALECTS[platform].encoding
+    lines = path.read_bytes().decode(encoding).split("\r\n")
+    header = lines[0].lstrip("\ufeff")
+    path.write_bytes(
+        "\r\n".join([lines[0], lines[1], "\ufeff" + header, *lines[2:]]).encode(encoding)
+    )
+    batch = clean(root, platform, "orders")
+    assert ledger(batch)[:5] == [2, 2, 0, 0, 0] and ledger(batch)[8] == 1
+    assert batch.rows["source_line"].tolist() == [2, 4]
+    assert gmv_yuan(batch) == 1998.0
+
+
+def test_a_repeated_header_in_a_plan_file_is_dropped(root):
+    p = "P{},douyin,R1,H001,2026-11-02T20:00:00+08:00,120,50,2026-11-01T21:00:00+08:00"
+    batch = plans(root, p.format(1), PLAN_HEADER, p.format(2))
+    assert batch.rows["plan_id"].tolist() == ["P1", "P2"]
+    assert batch.ledger["repeated_headers"].tolist() == [1]
+
+
+# --- values no column of the warehouse can hold ---------------------------------------------
+
+
+def test_values_beyond_what_the_warehouse_holds_are_quarantined_not_crashed_on(root):
+    rows = [paid("O1"), paid("O2"), paid("O3")]
+    cells = {(0, "quantity"): "9" * 30, (1, "order_id"): "X" * 65}
+    export(root, "douyin", "orders", rows, cells)
+    batch = clean(root, "douyin", "orders")
+    assert batch.rows["order_id"].tolist() == ["O3"]
+    assert [r.split(":")[0] for _, r in reasons(batch)] == [
+        "quantity unparseable",
+        "order_id longer than 64 characters",
+    ]
+
+
+def test_planned_minutes_beyond_an_integer_are_quarantined(root):
+    batch = plans(
+        root, "P1,douyin,R1,H001,2026-11-02T20:00:00+08:00,3000000000,50,2026-11-01T21:00:00+08:00"
+    )
+    assert reasons(batch) == [(2, "planned_minutes beyond the range of a 32-bit integer")]
+
+
+# --- the tracking events ---------------------------------------------------------------------
+
+
+def events(root: Path, lines: list[dict | str]):
+    write_events(root, D1, lines)
+    sessions = pd.DataFrame(
+        {
+            "session_key": ["douyin:S1"],
+            "start_time": [pd.Timestamp("2026-11-01 12:00:00")],
+            "end_time": [pd.Timestamp("2026-11-01 14:00:00")],
+        }
+    )
+    return clean_event_folder(
+        root, dt.date(2026, 11, 1), sessions, pd.Series(dtype=str), "s", "run", ["douyin"]
+    )
+
+
+def test_event_damage_at_the_door(root):
+    at = "2026-11-01 20:30:00"
+    wrapped = event("E1", "S1", "v1", "comment", at) | {
+        "text": "好\x00看",
+        "type": "ｃｏｍｍｅｎｔ",
+    }
+    wrapped["session_id"] = '="S1"'
+    odd = event("E2", "S1", "v2", "like", at) | {"ts": "2030-11-01T20:30:00.000+08:00"}
+    conflict_a = event("E3", "S1", "v3", "like", at)
+    conflict_b = event("E3", "S1", "v3", "share", at)
+    same = event("E4", "S1", "v4", "like", at)
+    batch = events(root, [wrapped, odd, conflict_a, conflict_b, same, same])
+    assert batch.rows[["event_id", "type", "session_key"]].astype(str).values.tolist() == [
+        ["E1", "comment", "douyin:S1"],
+        ["E4", "like", "douyin:S1"],
+    ]
+    assert batch.rows["text"].iloc[0] == "好看"
+    got = batch.quarantine.sort_values("source_line")
+    assert got["reason"].str.split(":").str[0].tolist() == [
+        "ts implausible",
+        "conflict",
+        "conflict",
+    ]
+    row = batch.ledger.iloc[0]
+    assert (row["raw_rows"], row["clean_rows"], row["duplicate_rows"]) == (6, 2, 1)
+    assert (row["conflict_rows"], row["quarantined_rows"]) == (2, 1)
+    assert (row["unwrapped_values"], row["unicode_values"], row["control_chars_removed"]) == (
+        1,
+        1,
+        1,
+    )
+
+
+def test_a_raw_line_separator_inside_an_event_is_part_of_its_comment(root):
+    line = json.dumps(
+        event("E1", "S1", "v1", "comment", "2026-11-01 20:30:00") | {"text": "好\u2028看"},
+        ensure_ascii=False,
+    )
+    batch = events(root, [line, event("E2", "S1", "v1", "like", "2026-11-01 20:31:00")])
+    assert batch.rows["source_line"].tolist() == [1, 2]
+    with gzip.open(root / "events" / D1 / "douyin-000.jsonl.gz", "rt", encoding="utf-8") as fh:
+        assert "\u2028" in fh.read()
