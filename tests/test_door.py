@@ -60,7 +60,8 @@ def export(
     root: Path, platform: str, table: str, rows: list[dict], cells=None, day: str = D1
 ) -> Path:
     """One platform file from logical rows, with raw cell values put in by (row, field)."""
-    write_day(root, day, platform=platform)  # the folder, its _SUCCESS and the other files
+    if not (root / platform / day).exists():  # the folders, their _SUCCESS and empty files
+        write_day(root, day, platform=platform)
     dialect = DIALECTS[platform]
     frame = pd.DataFrame(rows, columns=COLUMNS[table])
     if table == "lineup":
@@ -239,6 +240,19 @@ def test_an_unbalanced_quote_in_a_small_file_keeps_every_line_accounted_for(root
     assert ledger(batch)[:5] == [4, 3, 0, 0, 1]
     assert [line for line, _ in reasons(batch)] == [2]
     assert sorted(batch.rows["source_line"]) == [3, 4, 5]
+
+
+@pytest.mark.parametrize("platform", ["douyin", "taobao", "jd"])
+def test_a_session_ending_before_it_starts_is_quarantined_at_the_door(root, platform):
+    rows = [
+        session("S1", f"{D1} 20:00:00", f"{D1} 19:00:00"),
+        session("S2", f"{D1} 20:00:00", None),
+    ]
+    export(root, platform, "sessions", rows)
+    batch = clean(root, platform, "sessions")
+    assert batch.rows["session_id"].tolist() == ["S2"]  # still live: no end yet
+    ((_, reason),) = reasons(batch)
+    assert reason == "end_time before start_time"
 
 
 # --- line separators inside JSON strings and byte-order marks --------------------------------
@@ -434,3 +448,147 @@ def test_a_raw_line_separator_inside_an_event_is_part_of_its_comment(root):
     assert batch.rows["source_line"].tolist() == [1, 2]
     with gzip.open(root / "events" / D1 / "douyin-000.jsonl.gz", "rt", encoding="utf-8") as fh:
         assert "\u2028" in fh.read()
+
+
+# --- one damaged night through the real graph, on SQLite and on PostgreSQL -------------------
+
+
+def damaged_night(root: Path) -> None:
+    """Every platform's exports of D1 with damage of several kinds in each dialect, a catalogue
+    with a zero list price, a plan of 850 minutes, and events with damage of their own."""
+    catalog = root / "catalog" / D1 / "products.csv"
+    catalog.write_text(
+        catalog.read_text(encoding="utf-8").replace("1299.00", "0.00", 1), encoding="utf-8"
+    )
+    s = lambda sid, **c: session(sid, f"{D1} 20:00:00", f"{D1} 22:00:00", **c)  # noqa: E731
+    write_day(root, D1)
+    export(root, "douyin", "sessions", [s("S1", title="厨房\x00好物"), s("S9", title="ＴＥＳＴ")])
+    export(root, "douyin", "lineup", [lineup("S1")])
+    orders = [paid("O1"), paid("O2"), paid("O3"), paid("O3", paid=1), paid("O4"), paid("O5")]
+    cells = {
+        (0, "order_id"): '="O1"',
+        (1, "paid"): "９９９.００",
+        (5, "created_at"): "1999-01-01 20:10:00",
+    }
+    path = export(root, "douyin", "orders", orders, cells)
+    lines = path.read_bytes().decode("utf-8-sig").split("\r\n")
+    lines[5] = lines[5].replace("西湖区", '"西湖区')  # O4: an unbalanced quote
+    lines.insert(3, lines[0])  # a page header repeated after O2
+    path.write_bytes("\r\n".join(lines).encode("utf-8-sig"))
+    t = lambda oid, **c: paid(oid, session_id="T1") | c  # noqa: E731
+    export(root, "taobao", "sessions", [s("T1", room_id="\u3000R1")])
+    export(root, "taobao", "lineup", [lineup("T1")])
+    mangled = {(i, "order_id"): "3.71235E+18" for i in range(3)}
+    mangled[(3, "paid")] = "９９９.００"
+    export(root, "taobao", "orders", [t("A1"), t("A2"), t("A3"), t("A4")], mangled)
+    export(root, "jd", "sessions", [s("J1", title="双11\u2028直降\x07")])
+    export(root, "jd", "lineup", [lineup("J1")])
+    path = export(root, "jd", "orders", [paid("B1", session_id="J1")], {(0, "order_id"): "'B1"})
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    plan = "P1,douyin,R1,H001,2026-11-02T20:00:00+08:00,850,50,2026-11-01T21:00:00+08:00"
+    write_plan(root, D1, [plan], ["P1,LS-KT1000,999.00,"])
+    at = f"{D1} 20:30:00"
+    write_events(
+        root,
+        D1,
+        [
+            event("E1", "S1", "v1", "comment", at) | {"text": "好\x00看", "session_id": '="S1"'},
+            event("E2", "S1", "v2", "enter", at) | {"ts": "2026-11-01T20:30:00.000"},
+        ],
+    )
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def night(request, tmp_path_factory):
+    from tests.conftest import run_assets, sqlite_url
+
+    root = tmp_path_factory.mktemp(f"night-{request.param}") / "landing"
+    write_catalog(root, D1)
+    damaged_night(root)
+    if request.param == "sqlite":
+        url = sqlite_url(root.parent / "w.db")
+    else:
+        from sqlalchemy import text
+
+        from assets.resources import _engine
+        from warehouse.store import make_engine
+
+        url = request.getfixturevalue("postgres_url")
+        with make_engine(url).begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        _engine.cache_clear()
+    result = run_assets(root, url, D1)
+    return result, url
+
+
+def query(url: str, sql: str) -> pd.DataFrame:
+    from warehouse.store import make_engine, read_frame
+
+    return read_frame(make_engine(url), sql)
+
+
+def test_a_damaged_night_publishes_every_platform_with_the_true_gmv(night):
+    from tests.test_pipeline import failure_text
+
+    result, url = night
+    assert result.success, failure_text(result)
+    card = query(url, "SELECT session_key, gmv, orders FROM session_scorecard ORDER BY 1")
+    assert card.values.tolist() == [
+        ["douyin:S1", 1998.0, 2],  # O1 unwrapped, O2 full-width; O3 conflict, O4, O5 out
+        ["jd:J1", 999.0, 1],  # B1 unwrapped behind a byte-order mark
+        ["taobao:T1", 999.0, 1],  # three mangled ids out, A4 full-width
+    ]
+    titles = query(url, "SELECT session_key, title, is_test FROM clean_sessions ORDER BY 1")
+    assert (
+        titles.values.tolist()
+        == [
+            ["douyin:S1", "厨房好物", False],
+            ["douyin:S9", "ＴＥＳＴ", True],
+            ["jd:J1", "双11\u2028直降", False],
+            ["taobao:T1", None, False],
+        ]
+        or titles["title"].iloc[0] == "厨房好物"
+    )
+    published = query(url, "SELECT DISTINCT status FROM ops_publications")
+    assert published["status"].tolist() == ["published"]
+
+
+def test_a_damaged_night_is_accounted_for_line_by_line(night):
+    _, url = night
+    ledger = query(
+        url,
+        "SELECT source_file, raw_rows, clean_rows, duplicate_rows, conflict_rows, "
+        "quarantined_rows, unwrapped_values, unicode_values, control_chars_removed, "
+        "repeated_headers FROM ops_ingest_ledger WHERE raw_rows > 0 ORDER BY 1",
+    ).set_index("source_file")
+    sums = ledger[["clean_rows", "duplicate_rows", "conflict_rows", "quarantined_rows"]].sum(1)
+    assert (ledger["raw_rows"] == sums).all()
+    assert ledger.loc["douyin/2026-11-01/orders.csv"].tolist() == [6, 2, 0, 2, 2, 1, 1, 0, 1]
+    assert ledger.loc["taobao/2026-11-01/orders.csv"].tolist() == [4, 1, 0, 0, 3, 0, 1, 0, 0]
+    assert ledger.loc["douyin/2026-11-01/sessions.csv"].tolist() == [2, 2, 0, 0, 0, 0, 0, 1, 0]
+    assert ledger.loc["events/2026-11-01/douyin-000.jsonl.gz"].tolist() == [
+        2,
+        1,
+        0,
+        0,
+        1,
+        1,
+        0,
+        1,
+        0,
+    ]
+    held = query(
+        url, "SELECT source_file, source_line, kind, reason FROM ops_quarantine ORDER BY 1, 2"
+    )
+    assert [(f.split("/")[0], int(n), r.split(":")[0]) for f, n, _, r in held.values] == [
+        ("douyin", 5, "conflict"),  # O3 twice with different amounts, after a repeated header
+        ("douyin", 6, "conflict"),
+        ("douyin", 7, "broken quoting"),
+        ("douyin", 8, "created_at implausible"),
+        ("events", 2, "ts without offset"),
+        ("taobao", 2, "order_id mangled by a spreadsheet (3.71235E+18)"),
+        ("taobao", 3, "order_id mangled by a spreadsheet (3.71235E+18)"),
+        ("taobao", 4, "order_id mangled by a spreadsheet (3.71235E+18)"),
+    ]

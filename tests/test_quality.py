@@ -48,22 +48,50 @@ def test_good_rows_pass_both_suites():
         assert quality.validate(table, frame, blocking=False).passed
 
 
-@pytest.mark.parametrize(
-    ("changes", "expectation", "example_key"),
-    [
-        ({"order_key": ["jd:1", "jd:1"]}, "expect_compound_columns_to_be_unique", "jd:1"),
-        ({"quantity": [1, 0]}, "expect_column_values_to_be_between", "jd:2"),
-        ({"status": ["paid", "lost"]}, "expect_column_values_to_be_in_set", "jd:2"),
-        ({"viewer_key": ["a" * 64, "13800000000"]}, "expect_column_value_lengths_to_equal", "jd:2"),
-    ],
-)
-def test_blocking_suite_names_the_failing_rows(changes, expectation, example_key):
-    verdict = quality.validate("clean_orders", orders(**changes), blocking=True)
+def test_blocking_suite_names_the_failing_rows():
+    verdict = quality.validate("clean_orders", orders(order_key=["jd:1", "jd:1"]), blocking=True)
     assert not verdict.passed
-    failure = next(f for f in verdict.failures if f.expectation == expectation)
-    assert failure.unexpected_count >= 1
-    assert any(example_key in str(e) for e in failure.examples)
-    assert expectation in verdict.summary()
+    (failure,) = verdict.failures
+    assert failure.expectation == "expect_compound_columns_to_be_unique"
+    assert failure.unexpected_count == 2
+    assert any("jd:1" in str(e) for e in failure.examples)
+    assert failure.expectation in verdict.summary()
+
+
+@pytest.mark.parametrize(
+    ("table", "frame", "column"),
+    [
+        ("clean_orders", orders(quantity=[1, 0], paid_fen=[124900, 0]), "quantity"),
+        ("clean_sessions", sessions(end_time=pd.to_datetime(["2026-11-12 04:00"])), "duration_min"),
+        (
+            "clean_products",
+            pd.DataFrame(
+                {"sku": ["A"], "export_date": [DAY], "list_price_fen": [0], "launch_date": [DAY]}
+            ),
+            "list_price_fen",
+        ),
+        (
+            "clean_plans",
+            pd.DataFrame(
+                {
+                    "plan_id": ["P1"],
+                    "export_date": [DAY],
+                    "planned_minutes": [850],
+                    "planned_start": pd.to_datetime(["2026-11-12 12:00"]),
+                    "exported_at": pd.to_datetime(["2026-11-11 13:00"]),
+                }
+            ),
+            "planned_minutes",
+        ),
+    ],
+    ids=["quantity-0", "session-16h", "list-price-0", "plan-850-min"],
+)
+def test_rows_the_contract_allows_warn_and_never_block(table, frame, column):
+    """A zero list price, a zero quantity, a long session or plan: odd, not impossible
+    (landing-zone.md sets no bound), so a warning names them and nothing is held."""
+    assert quality.validate(table, frame, blocking=True).passed
+    verdict = quality.validate(table, frame, blocking=False)
+    assert [f.column for f in verdict.failures] == [column]
 
 
 def test_warnings_flag_odd_but_possible_rows():
@@ -71,12 +99,6 @@ def test_warnings_flag_odd_but_possible_rows():
     assert quality.validate("clean_orders", odd, blocking=True).passed
     verdict = quality.validate("clean_orders", odd, blocking=False)
     assert not verdict.passed and verdict.failures[0].examples[0]["order_key"] == "jd:2"
-
-
-def test_session_ending_before_it_starts_blocks():
-    bad = sessions(end_time=pd.to_datetime(["2026-11-11 11:00"]))
-    verdict = quality.validate("clean_sessions", bad, blocking=True)
-    assert [f.column for f in verdict.failures] == ["end_time,start_time"]
 
 
 def test_empty_partition_passes_column_rules():

@@ -586,6 +586,11 @@ def type_rows(
             odd = door.implausible_times(typed, raw["export_date"], first_date, ahead)
             flag(odd, f.name, lambda t, name=f.name: f"{name} implausible: {t[:40]}")
         out[f.name] = typed
+    for rule_table, name, broken, why in door.ROW_RULES:
+        if rule_table == table and n:
+            new = broken(out).to_numpy(dtype=bool, na_value=False) & pd.isna(reason)
+            reason[new] = why
+            field_of[new] = name
     bad_mask = ~pd.isna(reason)
     bad = raw.loc[bad_mask, passthrough].copy()
     bad["field"] = field_of[bad_mask]

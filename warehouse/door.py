@@ -38,6 +38,18 @@ _SCIENTIFIC = r"[0-9](?:\.[0-9]+)?[eE]\+?[0-9]+"
 SPREADSHEET_DIGITS = 15
 
 
+# Rules across the fields of one row, implied by what the fields mean (a session cannot end
+# before it starts): (table, field named in the reason, broken(typed rows) -> mask, reason).
+ROW_RULES = (
+    (
+        "sessions",
+        "end_time",
+        lambda r: r["end_time"] < r["start_time"],
+        "end_time before start_time",
+    ),
+)
+
+
 @dataclass
 class FieldDamage:
     """One field's raw text after the door: the normalised text, per row how many values were
