@@ -74,7 +74,21 @@ ROW_FAULTS = {
     "event_out_of_window": "quarantine (rule)",
     "event_unknown_type": "quarantine (value)",
     "event_no_viewer": "quarantine (value)",
+    "mangled_id": "quarantine (value)",
+    "implausible_time": "quarantine (value)",
+    "event_naive_ts": "quarantine (value)",
+    "broken_quote": "quarantine (format)",
+    "key_conflict": "quarantine (conflict)",
 }
+# Damage normalised at the door: the row is clean at its file and line.
+NORMALISED_FAULTS = {
+    "spreadsheet_wrapper": "unwrapped_values",
+    "unicode_variant": "unicode_values",
+    "control_char": "control_chars_removed",
+    "line_separator": None,
+    "bom_line": None,
+}
+CLEAN_WITH_LINES = ("clean_sessions", "clean_lineups", "clean_orders", "clean_refunds")
 
 
 def _count(engine, sql: str) -> int:
@@ -124,6 +138,30 @@ def revisions_current(engine, faults: pd.DataFrame) -> tuple[int, int]:
     return int(same.sum()), len(revised)
 
 
+def normalised_outcomes(engine, faults: pd.DataFrame, quarantined: set) -> list[str]:
+    """Damage the door normalises: each injected row clean at its file and line (or
+    quarantined for another fault it carries), the ledger's count beside it; and the page
+    headers repeated inside files, dropped and counted."""
+    clean = set().union(*(_stored_at(engine, t) for t in CLEAN_WITH_LINES))
+    ledger = read_frame(engine, "SELECT * FROM ops_ingest_ledger")
+    lines = []
+    for kind, column in NORMALISED_FAULTS.items():
+        positions = _positions(faults[faults["kind"] == kind])
+        hits = sum(p in clean for p in positions)
+        elsewhere = sum(p in quarantined for p in positions if p not in clean)
+        counted = f"; ledger {column} {int(ledger[column].sum()):,}" if column else ""
+        lines.append(
+            f"  {kind:22s} {hits:>7,} of {len(positions):>7,} clean at their line, "
+            f"{elsewhere} quarantined for another fault{counted}"
+        )
+    repeated = int((faults["kind"] == "repeated_header").sum())
+    lines.append(
+        f"  {'repeated_header':22s} {repeated:>7,} injected, "
+        f"{int(ledger['repeated_headers'].sum()):,} dropped and counted in the ledger"
+    )
+    return lines
+
+
 def truth_reconciliation(url: str, truth: Path) -> str:
     """The simulator's confession against what the pipeline did with each injected fault."""
     faults = pd.read_csv(truth / "faults.csv", dtype={"key": str})
@@ -139,6 +177,7 @@ def truth_reconciliation(url: str, truth: Path) -> str:
         positions = _positions(faults[faults["kind"] == kind])
         hits = sum(p in found for p in positions)
         lines.append(f"  {kind:22s} {hits:>7,} of {len(positions):>7,} found in {where}")
+    lines += normalised_outcomes(engine, faults, found)
     # Order lines held back from their creation folder are clean rows of the later file.
     late = faults[faults["kind"] == "partial_orders"]
     orders = read_frame(engine, "SELECT order_key, source_file FROM clean_orders")
@@ -214,10 +253,17 @@ def summary(url: str) -> str:
     ledger = read_frame(
         engine,
         "SELECT table_name, SUM(raw_rows) AS raw, SUM(clean_rows) AS clean, "
-        "SUM(duplicate_rows) AS duplicates, SUM(quarantined_rows) AS quarantined "
+        "SUM(duplicate_rows) AS duplicates, SUM(conflict_rows) AS conflicts, "
+        "SUM(quarantined_rows) AS quarantined, SUM(unwrapped_values) AS unwrapped, "
+        "SUM(unicode_values) AS nfkc, SUM(control_chars_removed) AS controls, "
+        "SUM(repeated_headers) AS headers "
         "FROM ops_ingest_ledger GROUP BY table_name ORDER BY table_name",
     )
-    lines += ["", "Rows in, by clean table (raw = clean + duplicates + quarantined):"]
+    lines += [
+        "",
+        "Rows in, by clean table (raw = clean + duplicates + conflicts + quarantined; values "
+        "normalised at the door):",
+    ]
     lines += ["  " + line for line in ledger.to_string(index=False).splitlines()]
     reasons = read_frame(engine, "SELECT table_name, reason FROM ops_quarantine").assign(
         reason=lambda d: d["reason"].str.replace(r":.*", "", regex=True)

@@ -32,6 +32,19 @@ class FaultRates:
     event_unknown_type: float = 0.001
     event_no_viewer: float = 0.001
     bot_session: float = 0.03  # per session: a bot viewer firing hundreds of events a minute
+    # Damage that real exports carry (landing-zone.md, "Damage that real exports carry"), put
+    # in by the simulator's own generator per file, so the rest of the world stays the same.
+    spreadsheet_wrapper: float = 0.002  # per row: its key as ="…", '… or after a tab
+    unicode_variant: float = 0.002  # per row: full-width digits in an amount (jd: in its key)
+    control_char: float = 0.001  # per row with free text: a NUL inside it
+    line_separator: float = 0.002  # per jd row with free text: a raw U+2028 inside it
+    mangled_id: float = 0.0005  # per order row: its id in a spreadsheet's scientific notation
+    implausible_time: float = 0.0005  # per row: a time in 1999
+    key_conflict: float = 0.001  # per row: the same key again on the next line, other values
+    broken_quote: float = 0.02  # per CSV orders file: one unbalanced quote in an address
+    repeated_header: float = 0.02  # per CSV file: the header again inside the file
+    bom_line: float = 0.02  # per jd file: a byte-order mark before one line
+    event_naive_ts: float = 0.0005  # per event: its ts without an offset
 
     @classmethod
     def none(cls) -> FaultRates:

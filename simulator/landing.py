@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -137,13 +138,143 @@ def write_platform_export(
         faults.add("missing_column", rel, None, header[victim], "required column renamed")
         header = list(header)
         header[victim] = header[victim] + "_v2"
+    # Damage has its own generator, seeded by the file's name: the world stays the same.
+    damage = np.random.default_rng(zlib.crc32(rel.encode()))
+    out_rows, out_tags, out_keys = _damage_rows(
+        out_rows, out_tags, out_keys, header, table, dialect, rates, damage
+    )
+    data, header_at = _damage_text(out_rows, out_tags, header, table, platform, rates, damage)
     first_line = 1 if is_json else 2
     for pos, (row_tag, key) in enumerate(zip(out_tags, out_keys, strict=True)):
         for kind, detail in row_tag:
-            faults.add(kind, rel, pos + first_line, key, detail)
+            shift = 1 if header_at is not None and pos >= header_at else 0
+            faults.add(kind, rel, pos + first_line + shift, key, detail)
+    if header_at is not None:
+        faults.add("repeated_header", rel, header_at + first_line, "", "page header repeated")
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(serialize(out_rows, platform, header))
+    path.write_bytes(data)
+
+
+FREE_TEXT = {"sessions": "title", "orders": "address", "refunds": "reason"}
+CONFLICT_FIELD = {"lineup": "stock", "orders": "quantity", "refunds": "amount"}
+WRAPPERS = ('="{}"', "'{}", "\t{}")
+IMPLAUSIBLE = dt.datetime(1999, 1, 1, 20, 0)  # local time; jd: its epoch ms below
+IMPLAUSIBLE_MS = 915_192_000_000
+
+
+def full_width(value: object) -> str:
+    """ASCII letters, digits and signs as their full-width forms (U+FF01 … U+FF5E)."""
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in str(value))
+
+
+def _damage_rows(rows, tags, keys, header, table, dialect, rates, rng):
+    """Per row, at most one kind of the damage real exports carry, on rows without another
+    fault (so each kind's outcome is its own): values a spreadsheet or another program changed,
+    and a conflicting second line for the same key."""
+    is_json = dialect.file_format == "jsonl"
+    hmap = dialect.header_map(table)
+    if any(h not in header for h in hmap.values()):  # a renamed column fails the file anyway
+        return rows, tags, keys
+
+    def col(name: str) -> int:
+        return header.index(hmap[name])
+
+    n = len(rows)
+    u, pick = rng.random(n), rng.random(n)
+    out_rows, out_tags, out_keys = [], [], []
+    for i, (row, tag, key) in enumerate(zip(rows, tags, keys, strict=True)):
+        twin = i + 1 < n and any(k == "duplicate_row" for k, _ in tags[i + 1])
+        if isinstance(row, str) or tag or twin:
+            out_rows.append(row), out_tags.append(tag), out_keys.append(key)
+            continue
+        row, tag, extra = list(row), list(tag), None
+        edges = np.cumsum(
+            [
+                rates.spreadsheet_wrapper,
+                rates.unicode_variant,
+                rates.control_char if table in FREE_TEXT else 0.0,
+                rates.line_separator if is_json and table in FREE_TEXT else 0.0,
+                rates.mangled_id if table == "orders" else 0.0,
+                rates.implausible_time if table in CONFLICT_FIELD else 0.0,
+                rates.key_conflict if table in CONFLICT_FIELD else 0.0,
+            ]
+        )
+        kind = int(np.searchsorted(edges, u[i], side="right"))
+        if kind == 0:
+            name = KEY_FIELD[table]
+            row[col(name)] = WRAPPERS[int(pick[i] * len(WRAPPERS))].format(row[col(name)])
+            tag.append(("spreadsheet_wrapper", name))
+        elif kind == 1:
+            name = KEY_FIELD[table] if is_json else MONEY_FIELDS[table][0]
+            row[col(name)] = full_width(row[col(name)])
+            tag.append(("unicode_variant", name))
+        elif kind in (2, 3) and row[col(FREE_TEXT[table])]:
+            name, text = FREE_TEXT[table], str(row[col(FREE_TEXT[table])])
+            row[col(name)] = text[:1] + ("\x00" if kind == 2 else "\u2028") + text[1:]
+            tag.append(("control_char" if kind == 2 else "line_separator", name))
+        elif kind == 4:
+            value = str(row[col("order_id")])
+            row[col("order_id")] = f"{float(value):.5E}" if value.isdigit() else "3.71235E+18"
+            tag.append(("mangled_id", "order_id"))
+        elif kind == 5:
+            name = TIME_FIELDS[table][0]
+            row[col(name)] = (
+                IMPLAUSIBLE_MS if is_json else IMPLAUSIBLE.strftime(dialect.time_format)
+            )
+            tag.append(("implausible_time", name))
+        elif kind == 6:
+            name = CONFLICT_FIELD[table]
+            extra = list(row)
+            value = extra[col(name)]
+            if name == "amount":
+                extra[col(name)] = 1 if is_json else ("0.01" if value != "0.01" else "0.02")
+            else:
+                extra[col(name)] = int(value) + 1 if is_json else str(int(value) + 1)
+            tag.append(("key_conflict", name))
+        out_rows.append(row), out_tags.append(tag), out_keys.append(key)
+        if extra is not None:
+            out_rows.append(extra), out_tags.append(list(tag)), out_keys.append(key)
+    return out_rows, out_tags, out_keys
+
+
+def _damage_text(rows, tags, header, table, platform, rates, rng) -> tuple[bytes, int | None]:
+    """The file's bytes with the damage that lives in its text: an unbalanced quote in one
+    orders line, a page header repeated (CSV), a byte-order mark before a line (jd). Returns
+    the bytes and the row index before which a header was repeated (None: none was)."""
+    data = serialize(rows, platform, header)
+    dialect = DIALECTS[platform]
+    clean_rows = [
+        i
+        for i, (r, t) in enumerate(zip(rows, tags, strict=True))
+        if not t and not isinstance(r, str)
+    ]
+    draws = rng.random(3)
+    if dialect.file_format == "jsonl":
+        if clean_rows and draws[0] < rates.bom_line:
+            i = clean_rows[int(draws[2] * len(clean_rows))]
+            lines = data.split(b"\n")
+            lines[i] = b"\xef\xbb\xbf" + lines[i]
+            data = b"\n".join(lines)
+            tags[i].append(("bom_line", "byte-order mark before the line"))
+        return data, None
+    text = data.decode(dialect.encoding)
+    lines = text.split("\r\n")
+    complete = all(h in header for h in dialect.headers[table])
+    if table == "orders" and complete and clean_rows and draws[0] < rates.broken_quote:
+        i = clean_rows[int(draws[2] * len(clean_rows))]
+        address = str(rows[i][header.index(dialect.header_map(table)["address"])])
+        quoted = f'"{address}"'
+        damaged = f'"{address}""' if quoted in lines[i + 1] else f'"{address}'
+        lines[i + 1] = lines[i + 1].replace(
+            quoted if quoted in lines[i + 1] else address, damaged, 1
+        )
+        tags[i].append(("broken_quote", "address"))
+    header_at = None
+    if rows and draws[1] < rates.repeated_header:
+        header_at = int(draws[2] * len(rows))
+        lines.insert(header_at + 1, lines[0].lstrip("\ufeff"))
+    return "\r\n".join(lines).encode(dialect.encoding), header_at
 
 
 class EventParts:

@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import logging
 import time
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -557,7 +558,12 @@ class Simulation:
         eid = rng.integers(0, 2**63, (n, 2))
         event_ids = [f"{a:016x}{b:016x}" for a, b in eid.tolist()]
         local = (ts + 8 * 3_600_000).astype("datetime64[ms]")
-        ts_text = np.char.add(np.datetime_as_string(local, unit="ms"), "+08:00").tolist()
+        # A time without its offset: damage with its own generator (the world stays the same).
+        naive = np.random.default_rng(zlib.crc32(session.key.encode())).random(n)
+        naive = (naive < rates.event_naive_ts) & (fault == "")
+        fault[naive] = "event_naive_ts"
+        offset = np.where(naive, "", "+08:00")
+        ts_text = np.char.add(np.datetime_as_string(local, unit="ms"), offset).tolist()
         skus = np.array(
             [f'"{s}"' for s in self.world.catalogue.sku[session.lineup.product]] + ["null"],
             dtype=object,
