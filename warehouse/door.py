@@ -33,7 +33,7 @@ CONFLICT_ROWS = "conflict_rows"  # lines sharing a key with different values, qu
 _C0_IN_TEXT = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
 _C0 = r"[\x00-\x1f]"
 OFFSET = r"(?:[+-]\d{2}:?\d{2}|Z)$"  # an ISO 8601 time's offset, at its end
-_SCIENTIFIC = r"[0-9](?:\.[0-9]+)?[eE]\+?[0-9]+"
+_SCIENTIFIC = r"[0-9](?:\.[0-9]+)?[eE]\+[0-9]+"
 # A spreadsheet keeps 15 significant digits: a longer numeric id comes back zero-filled.
 SPREADSHEET_DIGITS = 15
 
@@ -85,12 +85,11 @@ def normalise_field(text: pd.Series, name: str, kind: str) -> FieldDamage:
             pc.invert(pc.ascii_is_printable(arrow)),
             pc.or_(pc.starts_with(arrow, "="), pc.starts_with(arrow, "'")),
         )
-        if kind == "id":
-            suspect = pc.or_(suspect, pc.match_substring_regex(arrow, f"^{_SCIENTIFIC}$"))
-    mask = suspect.to_numpy(zero_copy_only=False)
-    mask = np.asarray(pd.array(mask, dtype="boolean").fillna(False), dtype=bool)
-    if not mask.any():
+        if kind == "id":  # a spreadsheet's scientific notation: 3.71235E+18
+            suspect = pc.or_(suspect, pc.match_substring(arrow, "E+", ignore_case=True))
+    if not pc.any(suspect).as_py():
         return FieldDamage(text, counts, problem)
+    mask = pc.fill_null(suspect, False).to_numpy(zero_copy_only=False)
     sub = text[mask]
     seen = {v: _one_value(v, name, kind) for v in pd.unique(sub)}
     out = text.copy()

@@ -31,10 +31,10 @@ BATCH_ROWS = 1_000_000  # raw lines checked at once: bounds memory on a big day
 FIELDS = ("event_id", "ts", "platform", "session_id", "viewer_id", "type", "sku", "text")
 CATEGORICAL = ("platform", "session_key", "viewer_key", "type", "sku", "client_os", "app_version")
 # Each field's kind at the door (dialects.Field.kind; door.normalise_field).
+# The client fields are stored as sent (no rule reads them).
 FIELD_KINDS = {
     "event_id": "id", "ts": "value", "platform": "value", "session_id": "id",
     "viewer_id": "id", "type": "value", "sku": "id", "text": "text",
-    "client_os": "text", "app_version": "text",
 }  # fmt: skip
 EVENT_COLUMNS = ["event_id", "ts", "event_date", *CATEGORICAL, "text", "source_file", "source_line"]
 
@@ -186,6 +186,15 @@ def clean_event_folder(
         )
     )
     shaped.clear()
+    rows, conflicted = _conflicts(rows)
+    quarantined.append(
+        as_quarantine(
+            conflicted.assign(export_date=day),
+            "event_id",
+            "conflict",
+            "conflict: the same event_id on several lines of the part with different values",
+        )
+    )
     # The first delivery wins; later ones, here or already landed earlier, are duplicates.
     repeat = (
         rows["event_id"].duplicated(keep="first") | _is_in(rows["event_id"], earlier_event_ids)
@@ -227,6 +236,23 @@ def clean_event_folder(
             for frame in (rows, quarantine, ledger)
         )
     return EventBatch(rows, quarantine, ledger, failed)
+
+
+def _conflicts(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows, lines of one part that share an event_id with different values): "the same
+    event_id always carries the same event", so such lines are a conflict, every one of them
+    quarantined (landing-zone.md). Only the event ids seen twice in the folder are compared."""
+    shared = rows["event_id"].duplicated(keep=False).to_numpy()
+    if not shared.any():
+        return rows, rows.iloc[0:0]
+    candidates = rows[shared]
+    values = [c for c in candidates.columns if c not in ("source_file", "source_line")]
+    clash = door.conflicts(candidates, ["source_file", "event_id"], values)
+    if not clash.any():
+        return rows, rows.iloc[0:0]
+    out = np.zeros(len(rows), dtype=bool)
+    out[np.flatnonzero(shared)[clash.to_numpy()]] = True
+    return rows[~out].reset_index(drop=True), rows[out]
 
 
 def local_dates(ts: pd.Series) -> pd.Categorical:
@@ -301,13 +327,6 @@ def _problems(
     days = pd.Series(pd.Timestamp(day), index=raw.index)
     odd = door.implausible_times(ts.dt.tz_localize(None), days, first_partition_date())
     flag(odd, "ts", "value", "ts implausible: " + raw["ts"].astype("str").str[:40])
-    # The same event_id twice in one part with different values: a conflict, both quarantined.
-    flag(
-        door.conflicts(raw, ["source_file", "event_id"], [*FIELDS, "client_os", "app_version"]),
-        "event_id",
-        "conflict",
-        "conflict: event_id on several lines of the part with different values",
-    )
     flag(~raw["type"].isin(EVENT_TYPES), "type", "value", "unknown event type")
     flag(raw["viewer_id"].isna() | (raw["viewer_id"] == ""), "viewer_id", "value", "no viewer_id")
     flag(
