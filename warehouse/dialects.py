@@ -565,9 +565,10 @@ def type_rows(
         text = damage.text
         for k, c in damage.counts.items():
             counts[k] += c
-        new = pd.notna(damage.problem) & pd.isna(reason)
-        reason[new] = damage.problem[new]
-        field_of[new] = f.name
+        if damage.problem is not None:
+            new = pd.notna(damage.problem) & pd.isna(reason)
+            reason[new] = damage.problem[new]
+            field_of[new] = f.name
         if f.kind == "id":
             lost = door.lost_digits(text.str.strip(), files)
             flag(lost, f.name, lambda t, name=f.name: f"{name} lost its digits in a spreadsheet "

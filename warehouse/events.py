@@ -141,7 +141,8 @@ def clean_event_folder(
         raw = pd.concat(batch, ignore_index=True)
         batch.clear()
         problems, counts = _problems(raw, sessions, day)
-        normalised.append(counts.groupby(raw["source_file"].to_numpy()).sum())
+        if counts.to_numpy().any():
+            normalised.append(counts.groupby(raw["source_file"].to_numpy()).sum())
         quarantined.extend(_quarantine(raw, problems))
         shaped.append(_shape(raw[problems["reason"].isna()], secret, digests))
 
@@ -186,7 +187,8 @@ def clean_event_folder(
         )
     )
     shaped.clear()
-    rows, conflicted = _conflicts(rows)
+    again = rows["event_id"].duplicated(keep="first").to_numpy()
+    rows, conflicted, again = _conflicts(rows, again)
     quarantined.append(
         as_quarantine(
             conflicted.assign(export_date=day),
@@ -196,9 +198,7 @@ def clean_event_folder(
         )
     )
     # The first delivery wins; later ones, here or already landed earlier, are duplicates.
-    repeat = (
-        rows["event_id"].duplicated(keep="first") | _is_in(rows["event_id"], earlier_event_ids)
-    ).to_numpy()
+    repeat = again | _is_in(rows["event_id"], earlier_event_ids).to_numpy()
     duplicate_files = rows.loc[repeat, "source_file"].value_counts()
     rows = rows[~repeat].reset_index(drop=True)
     for column in CATEGORICAL:
@@ -238,21 +238,26 @@ def clean_event_folder(
     return EventBatch(rows, quarantine, ledger, failed)
 
 
-def _conflicts(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(rows, lines of one part that share an event_id with different values): "the same
+def _conflicts(
+    rows: pd.DataFrame, again: np.ndarray
+) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """Split off the lines of one part that share an event_id with different values: "the same
     event_id always carries the same event", so such lines are a conflict, every one of them
-    quarantined (landing-zone.md). Only the event ids seen twice in the folder are compared."""
-    shared = rows["event_id"].duplicated(keep=False).to_numpy()
-    if not shared.any():
-        return rows, rows.iloc[0:0]
+    quarantined (landing-zone.md). `again` marks the repeats of an event_id in the folder: only
+    those ids are compared. Returns the rows kept, the conflicting lines, and `again` for the
+    rows kept."""
+    if not again.any():
+        return rows, rows.iloc[0:0], again
+    shared = _is_in(rows["event_id"], rows["event_id"][again]).to_numpy()
     candidates = rows[shared]
     values = [c for c in candidates.columns if c not in ("source_file", "source_line")]
     clash = door.conflicts(candidates, ["source_file", "event_id"], values)
     if not clash.any():
-        return rows, rows.iloc[0:0]
+        return rows, rows.iloc[0:0], again
     out = np.zeros(len(rows), dtype=bool)
     out[np.flatnonzero(shared)[clash.to_numpy()]] = True
-    return rows[~out].reset_index(drop=True), rows[out]
+    kept = rows[~out].reset_index(drop=True)
+    return kept, rows[out], kept["event_id"].duplicated(keep="first").to_numpy()
 
 
 def local_dates(ts: pd.Series) -> pd.Categorical:
@@ -310,12 +315,15 @@ def _problems(
 
     counts = {k: np.zeros(len(raw), dtype=np.int64) for k in door.NORMALISED_KINDS}
     for name, kind in FIELD_KINDS.items():
-        damage = door.normalise_field(raw[name].astype("str"), name, kind)
-        raw[name] = damage.text
+        text = raw[name] if raw[name].dtype == "str" else raw[name].astype("str")
+        damage = door.normalise_field(text, name, kind)
+        if damage.text is not raw[name]:
+            raw[name] = damage.text
         for k, c in damage.counts.items():
             counts[k] += c
-        problem = pd.Series(damage.problem, index=raw.index)
-        flag(problem.notna(), name, "value", problem)
+        if damage.problem is not None:
+            problem = pd.Series(damage.problem, index=raw.index)
+            flag(problem.notna(), name, "value", problem)
 
     ts = pd.to_datetime(raw["ts"], format="ISO8601", utc=True, errors="coerce")
     # `utc=True` would read a time without offset as UTC: eight hours off (landing-zone.md,
@@ -324,9 +332,10 @@ def _problems(
     flag(raw["event_id"].isna(), "event_id", "value", "no event_id")
     flag(ts.notna() & ~offset, "ts", "value", "ts without offset")
     flag(ts.isna(), "ts", "value", "ts unparseable")
-    days = pd.Series(pd.Timestamp(day), index=raw.index)
-    odd = door.implausible_times(ts.dt.tz_localize(None), days, first_partition_date())
-    flag(odd, "ts", "value", "ts implausible: " + raw["ts"].astype("str").str[:40])
+    odd = door.implausible_times(ts.dt.tz_localize(None), day, first_partition_date())
+    if odd.any():  # the reason names the value: built for the few rows that need it
+        named = "ts implausible: " + raw.loc[odd, "ts"].astype("str").str[:40]
+        flag(odd, "ts", "value", named.reindex(raw.index))
     flag(~raw["type"].isin(EVENT_TYPES), "type", "value", "unknown event type")
     flag(raw["viewer_id"].isna() | (raw["viewer_id"] == ""), "viewer_id", "value", "no viewer_id")
     flag(
