@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 from sqlalchemy import Engine
 
-from assets.metadata import counts_table, table_metadata
+from assets.metadata import counts_table, door_metadata, table_metadata
 from assets.partitions import partition_label
 from assets.publishing import Units, dated_asset
 from assets.resources import LandingZone, Pseudonymizer, Warehouse
@@ -64,6 +64,7 @@ def batch_metadata(table: str, batch: CleanBatch, days: list[dt.date]) -> dict[s
         "duplicate_rows": int(batch.ledger["duplicate_rows"].sum()),
         "quarantined_rows": len(batch.quarantine),
         "quarantined_by_reason": counts_table(reasons, "reason"),
+        **door_metadata([batch.ledger]),
         "extra_columns_tolerated": ", ".join(extra) or "none",
         "files_read": len(batch.ledger),
     }

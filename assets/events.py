@@ -5,7 +5,7 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from assets.metadata import counts_table, table_metadata
+from assets.metadata import counts_table, door_metadata, table_metadata
 from assets.partitions import partition_label
 from assets.publishing import Units, dated_asset
 from assets.resources import Lake, LandingZone, Pseudonymizer, Warehouse
@@ -74,6 +74,7 @@ def events(
     engine = warehouse.get_engine()
     totals = {"rows": 0, "duplicates": 0, "quarantined": 0, "raw": 0}
     reasons: list[pd.Series] = []
+    ledgers: list[pd.DataFrame] = []
     last_rows = pd.DataFrame()
     recent: dict[dt.date, pd.Series] = {}  # event ids of the folders just processed
     for n, day in enumerate(days, start=1):
@@ -114,6 +115,7 @@ def events(
         totals["quarantined"] += len(batch.quarantine)
         totals["raw"] += int(batch.ledger["raw_rows"].sum())
         reasons.append(batch.quarantine["reason"])
+        ledgers.append(batch.ledger)
         last_rows = batch.rows
         whole = len(platforms) == len(units.platforms)  # else the file kept others' rows
         ids = batch.rows if whole else read_partition_files(lake.path, EVENTS, [day], ["event_id"])
@@ -132,6 +134,7 @@ def events(
             "duplicate_events": totals["duplicates"],
             "quarantined_events": totals["quarantined"],
             "quarantined_by_reason": counts_table(reason_counts, "reason"),
+            **door_metadata(ledgers),
             "parquet": str(partition_path(lake.path, EVENTS, days[-1])),
             "preview": dg.MetadataValue.md(last_rows.head(5).astype(str).to_markdown(index=False))
             if len(last_rows)

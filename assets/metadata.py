@@ -34,6 +34,22 @@ def counts_table(counts: pd.Series, label: str, value: str = "rows") -> dg.Metad
     return dg.MetadataValue.md(frame.to_markdown(index=False))
 
 
+DOOR_COLUMNS = ["conflict_rows", "unwrapped_values", "unicode_values", "control_chars_removed",
+                "repeated_headers"]  # fmt: skip
+
+
+def door_metadata(ledgers: list[pd.DataFrame]) -> dict[str, object]:
+    """What the door did to the files read (ops_ingest_ledger columns): lines in conflict, and
+    values normalised by kind (warehouse/door.py)."""
+    totals = pd.concat(ledgers)[DOOR_COLUMNS].sum() if ledgers else pd.Series(0, DOOR_COLUMNS)
+    return {
+        "conflict_rows": int(totals["conflict_rows"]),
+        "normalised_at_the_door": counts_table(
+            totals.drop("conflict_rows")[lambda t: t > 0].astype(int), "kind", "values"
+        ),
+    }
+
+
 def table_metadata(table: Table, df: pd.DataFrame, partition: str) -> dict[str, object]:
     return {
         "dagster/row_count": len(df),

@@ -182,25 +182,30 @@ def _damage_rows(rows, tags, keys, header, table, dialect, rates, rng):
 
     n = len(rows)
     u, pick = rng.random(n), rng.random(n)
+    edges = np.cumsum(
+        [
+            rates.spreadsheet_wrapper,
+            rates.unicode_variant,
+            rates.control_char if table in FREE_TEXT else 0.0,
+            rates.line_separator if is_json and table in FREE_TEXT else 0.0,
+            rates.mangled_id if table == "orders" else 0.0,
+            rates.implausible_time if table in CONFLICT_FIELD else 0.0,
+            rates.key_conflict if table in CONFLICT_FIELD else 0.0,
+        ]
+    )
+    kinds = np.searchsorted(edges, u, side="right")  # len(edges): no damage
     out_rows, out_tags, out_keys = [], [], []
     for i, (row, tag, key) in enumerate(zip(rows, tags, keys, strict=True)):
-        twin = i + 1 < n and any(k == "duplicate_row" for k, _ in tags[i + 1])
-        if isinstance(row, str) or tag or twin:
+        if (
+            kinds[i] == len(edges)
+            or isinstance(row, str)
+            or tag
+            or (i + 1 < n and any(k == "duplicate_row" for k, _ in tags[i + 1]))
+        ):
             out_rows.append(row), out_tags.append(tag), out_keys.append(key)
             continue
         row, tag, extra = list(row), list(tag), None
-        edges = np.cumsum(
-            [
-                rates.spreadsheet_wrapper,
-                rates.unicode_variant,
-                rates.control_char if table in FREE_TEXT else 0.0,
-                rates.line_separator if is_json and table in FREE_TEXT else 0.0,
-                rates.mangled_id if table == "orders" else 0.0,
-                rates.implausible_time if table in CONFLICT_FIELD else 0.0,
-                rates.key_conflict if table in CONFLICT_FIELD else 0.0,
-            ]
-        )
-        kind = int(np.searchsorted(edges, u[i], side="right"))
+        kind = int(kinds[i])
         if kind == 0:
             name = KEY_FIELD[table]
             row[col(name)] = WRAPPERS[int(pick[i] * len(WRAPPERS))].format(row[col(name)])
@@ -258,10 +263,13 @@ def _damage_text(rows, tags, header, table, platform, rates, rng) -> tuple[bytes
             data = b"\n".join(lines)
             tags[i].append(("bom_line", "byte-order mark before the line"))
         return data, None
+    quote = table == "orders" and draws[0] < rates.broken_quote
+    if not (clean_rows and quote) and not (rows and draws[1] < rates.repeated_header):
+        return data, None
     text = data.decode(dialect.encoding)
     lines = text.split("\r\n")
     complete = all(h in header for h in dialect.headers[table])
-    if table == "orders" and complete and clean_rows and draws[0] < rates.broken_quote:
+    if quote and complete and clean_rows:
         i = clean_rows[int(draws[2] * len(clean_rows))]
         address = str(rows[i][header.index(dialect.header_map(table)["address"])])
         quoted = f'"{address}"'

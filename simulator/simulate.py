@@ -562,8 +562,9 @@ class Simulation:
         naive = np.random.default_rng(zlib.crc32(session.key.encode())).random(n)
         naive = (naive < rates.event_naive_ts) & (fault == "")
         fault[naive] = "event_naive_ts"
-        offset = np.where(naive, "", "+08:00")
-        ts_text = np.char.add(np.datetime_as_string(local, unit="ms"), offset).tolist()
+        ts_text = np.char.add(np.datetime_as_string(local, unit="ms"), "+08:00").tolist()
+        for i in np.flatnonzero(naive):
+            ts_text[i] = ts_text[i].removesuffix("+08:00")
         skus = np.array(
             [f'"{s}"' for s in self.world.catalogue.sku[session.lineup.product]] + ["null"],
             dtype=object,

@@ -551,6 +551,10 @@ def test_a_damaged_night_publishes_every_platform_with_the_true_gmv(night):
         ]
         or titles["title"].iloc[0] == "厨房好物"
     )
+    meta = result.asset_materializations_for_node("clean__orders")[0].metadata
+    assert meta["conflict_rows"].value == 2  # what the data team sees on the asset
+    shown = meta["normalised_at_the_door"].value
+    assert "unwrapped_values" in shown and "unicode_values" in shown
     published = query(url, "SELECT DISTINCT status FROM ops_publications")
     assert published["status"].tolist() == ["published"]
 
