@@ -43,7 +43,11 @@ EVENT_KEYS = {
     "client",
 }
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+08:00$")
-ROW_FAULTS = {"malformed_row", "bad_time", "bad_amount", "negative_value"}
+# Row faults the reader alone quarantines (conflicts and implausible times need the export
+# date and the whole file: the clean layer's, see test_door.py and the demo's reconciliation).
+ROW_FAULTS = {
+    "malformed_row", "bad_time", "bad_amount", "negative_value", "mangled_id", "broken_quote",
+}  # fmt: skip
 
 
 def digest(root: Path) -> dict[str, str]:
@@ -82,7 +86,11 @@ def test_layout_headers_and_encodings(tiny_dirty):
                 assert first.startswith('"') and first.endswith('"')  # all fields quoted
                 columns = [c.strip('"') for c in first.split('","')]
             else:
-                lines = [json.loads(x) for x in data.decode().splitlines() if x.endswith("}")]
+                # Records end at "\n" only; a byte-order mark before a line is damage to ignore.
+                text = data.decode()
+                lines = [
+                    json.loads(x.lstrip("\ufeff")) for x in text.split("\n") if x.endswith("}")
+                ]
                 columns = list(
                     next(
                         (x for x in lines if len(x) >= len(header.split())),
@@ -119,7 +127,12 @@ def test_events_and_plans_follow_the_contract(tiny_dirty):
     with gzip.open(parts[0], "rt", encoding="utf-8") as fh:
         events = [json.loads(line) for line in fh]
     assert all(set(e) == EVENT_KEYS for e in events)
-    assert all(TS.match(e["ts"]) for e in events)
+    # Every time carries its offset but the ones the truth lists as damage.
+    naive = {n for n, e in enumerate(events, start=1) if not TS.match(e["ts"])}
+    faults = pd.read_csv(tiny_dirty / "truth" / "faults.csv")
+    part = f"events/2026-11-11/{parts[0].name}"
+    listed = faults[(faults["file"] == part) & (faults["kind"] == "event_naive_ts")]
+    assert naive == set(listed["line"].astype(int))
     types = {e["type"] for e in events}
     assert {"enter", "leave", "product_click", "add_to_cart", "comment", "like"} <= types
     assert all(e["sku"] for e in events if e["type"] in ("product_click", "add_to_cart"))
@@ -133,9 +146,8 @@ def test_every_injected_row_fault_is_found_at_its_file_and_line(tiny_dirty):
     """The truth's fault list names file and line; the reader quarantines exactly those rows."""
     landing = tiny_dirty / "landing"
     faults = pd.read_csv(tiny_dirty / "truth" / "faults.csv")
-    assert set(faults["kind"]) >= ROW_FAULTS
+    assert set(faults["kind"]) >= ROW_FAULTS - {"broken_quote"}  # one in 50 files: maybe none
     injected = faults[faults["kind"].isin(ROW_FAULTS)]
-    duplicates = faults[faults["kind"] == "duplicate_row"]
     quarantined = set()
     for path in sorted(landing.glob("*/*/*.*")):
         platform, day, name = path.relative_to(landing).parts
@@ -146,8 +158,8 @@ def test_every_injected_row_fault_is_found_at_its_file_and_line(tiny_dirty):
             }
     expected = set(zip(injected["file"], injected["line"].astype(int), strict=True))
     assert expected <= quarantined
-    explained = expected | set(zip(duplicates["file"], duplicates["line"].astype(int), strict=True))
-    assert quarantined <= explained
+    listed = faults.dropna(subset=["line"])
+    assert quarantined <= set(zip(listed["file"], listed["line"].astype(int), strict=True))
 
 
 def test_truth_has_oracle_and_propensities(tiny_dirty):
