@@ -22,10 +22,11 @@ from assets.partitions import daily_partitions, partition_dates, partition_label
 from assets.promotion import promotion_steps, store_candidate
 from assets.publishing import Units, dated_asset
 from assets.resources import Lake, ModelStore, Warehouse
+from contract.localtime import local_midnight_utc
 from ml import gmv, registry
 from ml.drift import PSI_ALERT, drift_table
 from ml.features import FEATURES, ID_COLUMNS, NUMERIC, build_features
-from ml.history import dated, local_midnight_utc, paid_increments, sessions_as_of
+from ml.history import dated, paid_increments, sessions_as_of
 from ml.plots import forecasts_png
 from warehouse import quality, serving_checks
 from warehouse import registry as model_registry

@@ -6,11 +6,10 @@ import datetime as dt
 
 import dagster as dg
 
+from contract.localtime import LOCAL_TZ
 from warehouse.settings import FIRST_DATE
 
-LOCAL_TIMEZONE = "Asia/Shanghai"
-
-daily_partitions = dg.DailyPartitionsDefinition(start_date=FIRST_DATE, timezone=LOCAL_TIMEZONE)
+daily_partitions = dg.DailyPartitionsDefinition(start_date=FIRST_DATE, timezone=LOCAL_TZ)
 
 # A backfill over many days runs as one run per asset: the asset body handles the whole window.
 single_run = dg.BackfillPolicy.single_run()

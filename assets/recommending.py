@@ -21,9 +21,10 @@ from assets.partitions import daily_partitions, partition_dates, partition_label
 from assets.promotion import promotion_steps, store_candidate
 from assets.publishing import Units, dated_asset
 from assets.resources import LandingZone, ModelStore, Pseudonymizer, Warehouse
+from contract.localtime import local_midnight_utc
 from ml import ranker, registry
 from ml.fans import FanHistory, fan_history, fans_as_of
-from ml.history import dated, local_midnight_utc, paid_increments
+from ml.history import dated, paid_increments
 from warehouse import registry as model_registry
 from warehouse import serving_checks
 from warehouse.ingest import viewer_keys

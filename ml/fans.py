@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ml.history import local_day
+from contract.localtime import local_day
 
 SEGMENTS = ("core", "active", "potential", "dormant")
 FAN_DAYS = 365

@@ -14,8 +14,9 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
+from contract.localtime import to_local
 from ml.calendar import calendar_features
-from ml.history import dated, history_features, sessions_as_of, to_local
+from ml.history import dated, history_features, sessions_as_of
 
 CATEGORIES = ("kitchen", "large_appliance", "small_appliance", "personal_care", "smart_home")
 ID_COLUMNS = ["plan_id", "forecast_date", "platform", "room_id", "host_id", "planned_start"]

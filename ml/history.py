@@ -12,24 +12,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
+from contract.localtime import to_local
 from ml.calendar import STAGE, promotion_phase
-
-LOCAL_TZ = "Asia/Shanghai"
-
-
-def to_local(ts: pd.Series) -> pd.Series:
-    """UTC naive timestamps -> local naive timestamps (China has no daylight saving)."""
-    return pd.to_datetime(ts) + pd.Timedelta(hours=8)
-
-
-def local_day(ts: pd.Series) -> pd.Series:
-    """UTC naive timestamps -> the local date, as a datetime64 at local midnight."""
-    return to_local(ts).dt.normalize()
-
-
-def local_midnight_utc(day: dt.date) -> pd.Timestamp:
-    """24:00 local of `day`, as a naive UTC timestamp (the forecast stamp of the contract)."""
-    return pd.Timestamp(day) + pd.Timedelta(hours=24 - 8)
 
 
 def dated(series: pd.Series) -> pd.Series:

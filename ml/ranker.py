@@ -17,6 +17,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from contract.localtime import local_day
 from ml.fans import (
     ACTION_SUMS,
     POPULARITY_DAYS,
@@ -26,7 +27,6 @@ from ml.fans import (
     fan_profiles,
     sums_as_of,
 )
-from ml.history import local_day
 
 K = 5
 LABELS = {"none": 0, "click": 1, "cart": 2, "paid": 3}

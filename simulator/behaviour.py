@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from contract.localtime import LOCAL_TIMEZONE
 from simulator.world import CATEGORIES, HOUR_EFFECT, WEEKDAY_EFFECT, Room, World, promotion_effect
 from warehouse.dialects import EVENT_TYPES
 
@@ -45,7 +46,7 @@ class SessionPlan:
 def expected_viewers(world: World, plan: SessionPlan) -> float:
     """Mean unique viewers of a session given its plan, before session-level noise."""
     room = plan.room
-    local = dt.datetime.fromtimestamp(plan.start_ms / 1000, dt.UTC) + dt.timedelta(hours=8)
+    local = dt.datetime.fromtimestamp(plan.start_ms / 1000, LOCAL_TIMEZONE)
     promo_v, _, _ = promotion_effect(plan.day)
     days = (plan.day - world.preset.start).days
     discount = 1 - plan.lineup.live_price_fen / np.maximum(plan.lineup.strike_price_fen, 1)

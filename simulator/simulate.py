@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from contract.localtime import LOCAL_OFFSET_MS, LOCAL_OFFSET_TEXT, LOCAL_TIMEZONE
 from simulator.behaviour import (
     COMMENTS,
     EVENT_TYPES,
@@ -36,7 +37,6 @@ from simulator.world import BRAND, CATEGORIES, STREETS, Room, World, build_world
 log = logging.getLogger("simulator")
 
 DAY_MS = 86_400_000
-TZ = dt.timezone(dt.timedelta(hours=8))
 PLAN_HORIZON = 7
 REFUND_REASONS = ("七天无理由退货", "商品破损", "价格保护", "不想要了", "发错货", "质量问题")
 TEST_TITLES = ("测试直播-勿下单", "Test stream 推流测试", "test")
@@ -62,11 +62,11 @@ ID_STYLES = {
 
 def local_midnight_ms(day: dt.date) -> int:
     """Epoch ms (UTC) of 00:00 local on `day`."""
-    return int(dt.datetime(day.year, day.month, day.day, tzinfo=TZ).timestamp() * 1000)
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=LOCAL_TIMEZONE).timestamp() * 1000)
 
 
 def local_date(ms: int) -> dt.date:
-    return dt.datetime.fromtimestamp(ms / 1000, TZ).date()
+    return dt.datetime.fromtimestamp(ms / 1000, LOCAL_TIMEZONE).date()
 
 
 def utc_naive(ms) -> pd.Series | pd.Timestamp:
@@ -557,14 +557,14 @@ class Simulation:
         )
         eid = rng.integers(0, 2**63, (n, 2))
         event_ids = [f"{a:016x}{b:016x}" for a, b in eid.tolist()]
-        local = (ts + 8 * 3_600_000).astype("datetime64[ms]")
+        local = (ts + LOCAL_OFFSET_MS).astype("datetime64[ms]")
         # A time without its offset: damage with its own generator (the world stays the same).
         naive = np.random.default_rng(zlib.crc32(session.key.encode())).random(n)
         naive = (naive < rates.event_naive_ts) & (fault == "")
         fault[naive] = "event_naive_ts"
-        ts_text = np.char.add(np.datetime_as_string(local, unit="ms"), "+08:00").tolist()
+        ts_text = np.char.add(np.datetime_as_string(local, unit="ms"), LOCAL_OFFSET_TEXT).tolist()
         for i in np.flatnonzero(naive):
-            ts_text[i] = ts_text[i].removesuffix("+08:00")
+            ts_text[i] = ts_text[i].removesuffix(LOCAL_OFFSET_TEXT)
         skus = np.array(
             [f'"{s}"' for s in self.world.catalogue.sku[session.lineup.product]] + ["null"],
             dtype=object,
@@ -586,7 +586,7 @@ class Simulation:
                 strict=True,
             )
         ]
-        day_of = (ts + 8 * 3_600_000) // DAY_MS
+        day_of = (ts + LOCAL_OFFSET_MS) // DAY_MS
         lateness = np.where(rng.random(n) < rates.event_late, rng.integers(1, 3, n), 0)
         dup = rng.random(n) < rates.event_duplicate
         folder_day = day_of + lateness
@@ -825,7 +825,7 @@ class Simulation:
         mark_success(self.event_parts.folder)
 
     def export_plans(self, day: dt.date) -> None:
-        exported_at = dt.datetime(day.year, day.month, day.day, 21, 5, tzinfo=TZ)
+        exported_at = dt.datetime(day.year, day.month, day.day, 21, 5, tzinfo=LOCAL_TIMEZONE)
         sessions, lineups = [], []
         for ahead in range(1, PLAN_HORIZON + 1):
             target = day + dt.timedelta(days=ahead)
@@ -842,7 +842,7 @@ class Simulation:
                         "room_id": plan.room.room_id,
                         "host_id": host,
                         "planned_start": dt.datetime.fromtimestamp(
-                            plan.start_ms / 1000, TZ
+                            plan.start_ms / 1000, LOCAL_TIMEZONE
                         ).isoformat(),
                         "planned_minutes": plan.minutes,
                         "reservations": max(0, reservations),

@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from contract.localtime import local_midnight_utc
 from ml.calendar import days_to_next_big_day, promotion_phase
 from ml.drift import PSI_ALERT, psi
-from ml.history import local_midnight_utc, paid_increments, sessions_as_of
+from ml.history import paid_increments, sessions_as_of
 from ml.metrics import forecast_metrics, pinball, wmape
 
 

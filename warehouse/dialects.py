@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from contract.localtime import LOCAL_OFFSET
 from warehouse import door
 from warehouse.settings import KNOWN_PLATFORMS as PLATFORMS
 
@@ -35,8 +36,6 @@ EVENT_TYPES = (
     "add_to_cart",
 )
 PLATFORM_TABLES = ("sessions", "lineup", "orders", "refunds")
-LOCAL_TZ = "Asia/Shanghai"
-LOCAL_OFFSET = pd.Timedelta(hours=8)  # China has no daylight saving time.
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from contract.localtime import local_midnight_start_utc
+
 # Values normalised, by kind: the ledger's columns (ops_ingest_ledger), in this order.
 NORMALISED_KINDS = {
     "unwrapped": "unwrapped_values",  # a spreadsheet's text wrapper around an id removed
@@ -183,11 +185,9 @@ def implausible_times(
     export date (one for all, or one per row) + `ahead_days`] (landing-zone.md, "implausible
     times"; a plan's start is due up to seven days ahead of its export, so plans pass
     `ahead_days=8`). Null times pass."""
-    from warehouse.dialects import LOCAL_OFFSET
-
     # The window's local midnights as UTC instants: no per-row date arithmetic.
-    low = pd.Timestamp(plausible_window(first_date)) - LOCAL_OFFSET
-    high = pd.to_datetime(export_dates) + pd.Timedelta(days=ahead_days + 1) - LOCAL_OFFSET
+    low = local_midnight_start_utc(plausible_window(first_date))
+    high = local_midnight_start_utc(export_dates) + pd.Timedelta(days=ahead_days + 1)
     when = pd.to_datetime(utc)
     return ((when < low) | (when >= high)).fillna(False).astype(bool)
 

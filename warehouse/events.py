@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from contract.localtime import local_day
 from warehouse import door
 from warehouse.dialects import EVENT_TYPES, scrub_personal
 from warehouse.ingest import LandingNotReady, as_quarantine, not_ready, viewer_keys
@@ -263,7 +264,7 @@ def _conflicts(
 def local_dates(ts: pd.Series) -> pd.Categorical:
     """The China-time calendar date of each UTC time, as a categorical of `datetime.date`
     (a folder spans a few dates: no need for millions of date objects)."""
-    days = (pd.to_datetime(ts) + pd.Timedelta(hours=8)).dt.floor("D")
+    days = local_day(ts)
     codes, uniques = pd.factorize(days)
     return pd.Categorical.from_codes(codes, categories=[d.date() for d in uniques])
 

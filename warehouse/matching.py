@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from contract.localtime import local_day, local_midnight_start_utc
+
 MAX_GAP = pd.Timedelta(hours=3)
 MATCH_COLUMNS = ["session_key", "plan_id", "planned_start", "start_diff_min"]
 
@@ -80,9 +82,8 @@ def _still_planned(pairs: pd.DataFrame, snapshots: pd.DataFrame) -> pd.DataFrame
         .sort_values("last_export")
         .reset_index(drop=True)
     )
-    local_day = (pairs["planned_start"] + pd.Timedelta(hours=8)).dt.floor("D")
     # The evening before the planned day, 24:00 local, in UTC: no later export covers it.
-    day_before_ends = local_day - pd.Timedelta(hours=8)
+    day_before_ends = local_midnight_start_utc(local_day(pairs["planned_start"]))
     bound = pairs["start_time"].where(pairs["start_time"] < day_before_ends, day_before_ends)
     probe = pairs.assign(bound=bound, position=range(len(pairs))).sort_values("bound")
     probe = pd.merge_asof(

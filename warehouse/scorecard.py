@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from contract.localtime import local_day
+
 SCORECARD_COLUMNS = [
     "session_key", "platform", "room_id", "host_id", "plan_id", "start_time", "end_time",
     "duration_min", "viewers", "views", "peak_online", "avg_watch_s", "comments", "likes",
@@ -124,7 +126,7 @@ def kpi_anomalies(
     """Room-days of `days` whose GMV, viewers or conversion lie more than `factor` times away
     (either way, on a log scale) from the room's median over the `history_days` before, given
     at least `min_history` earlier days with sessions."""
-    local_date = (pd.to_datetime(card["start_time"]) + pd.Timedelta(hours=8)).dt.date
+    local_date = local_day(card["start_time"]).dt.date
     daily = (
         card.assign(day=local_date)
         .groupby(["platform", "room_id", "day"])

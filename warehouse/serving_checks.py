@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import pandas as pd
 from sqlalchemy import Engine
 
+from contract.localtime import local_day, local_midnight_utc
 from ml.fans import FAN_DAYS, RECENT_DAYS, segment
-from ml.history import local_day, local_midnight_utc
 from warehouse.ingest import latest_per_key
 from warehouse.store import read_frame
 
