@@ -596,3 +596,113 @@ def test_a_damaged_night_is_accounted_for_line_by_line(night):
         ("taobao", 3, "order_id mangled by a spreadsheet (3.71235E+18)"),
         ("taobao", 4, "order_id mangled by a spreadsheet (3.71235E+18)"),
     ]
+
+
+# --- what a hostile read found (the door's second round) -------------------------------------
+
+
+def test_digits_of_other_scripts_are_unparseable_not_null(root):
+    export(root, "douyin", "orders", [paid("O1"), paid("O2")], {(0, "paid"): "٩٩٩.٠٠"})
+    batch = clean(root, "douyin", "orders")
+    assert batch.rows["order_id"].tolist() == ["O2"] and batch.rows["paid_fen"].notna().all()
+    assert reasons(batch) == [(2, "paid unparseable: ٩٩٩.٠٠")]
+
+
+def jd_lines(root: Path, table: str, rows: list[dict], raw_line: bytes) -> Path:
+    """A jd file of `rows` with one hand-made line (bytes) after them."""
+    path = export(root, "jd", table, rows)
+    path.write_bytes(path.read_bytes() + raw_line + b"\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"live_id":"S8","title":"\\ud83d"}',  # half an emoji
+        b'{"live_id":"S8","title":' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # too deep
+        b'{"live_id":"S\xff8"}',  # not UTF-8
+    ],
+    ids=["lone-surrogate", "nested-too-deep", "not-utf8"],
+)
+def test_a_jd_line_no_parser_can_take_costs_that_line_only(root, line):
+    jd_lines(root, "sessions", [session("S1", f"{D1} 20:00:00", f"{D1} 22:00:00")], line)
+    batch = clean(root, "jd", "sessions")
+    assert batch.rows["session_id"].tolist() == ["S1"]
+    assert [n for n, _ in reasons(batch)] == [2] and ledger(batch)[:5] == [2, 1, 0, 0, 1]
+
+
+def test_an_epoch_far_out_of_range_is_unparseable_not_a_crash(root):
+    rows = [
+        session("S1", f"{D1} 20:00:00", f"{D1} 22:00:00"),
+        session("S2", f"{D1} 20:00:00", None),
+    ]
+    export(root, "jd", "sessions", rows, {(1, "start_time"): 10**17})
+    assert reasons(clean(root, "jd", "sessions")) == [
+        (2, "start_time unparseable: 100000000000000000")
+    ]
+
+
+def test_an_energy_grade_that_is_no_grade_quarantines_its_product(root):
+    path = root / "catalog" / D1 / "products.csv"
+    path.write_text(path.read_text().replace(",2,2025", ",2.0,2025", 1), encoding="utf-8")
+    batch, failures = clean_brand_files(root, "products", [dt.date(2026, 11, 1)], "run")
+    assert not failures and len(batch.rows) == 1
+    assert reasons(batch) == [(2, "energy_grade unparseable: 2.0")]
+
+
+def test_two_stray_quotes_never_merge_two_orders(root):
+    rows = [paid("O1"), paid("O2", paid=11100, quantity=7), paid("O3")]
+    path = export(root, "douyin", "orders", rows)
+    lines = path.read_bytes().decode("utf-8-sig").split("\r\n")
+    lines[1] = lines[1].replace("西湖区", '"西湖区')
+    lines[2] = lines[2].replace("100号", '100号"')
+    path.write_bytes("\r\n".join(lines).encode("utf-8-sig"))
+    batch = clean(root, "douyin", "orders")
+    assert batch.rows[["order_id", "paid_fen", "quantity"]].values.tolist() == [
+        ["O2", 11100, 7],
+        ["O3", 99900, 1],
+    ]
+    assert [n for n, _ in reasons(batch)] == [2] and ledger(batch)[:5] == [3, 2, 0, 0, 1]
+
+
+def test_a_byte_order_mark_inside_an_id_is_ignored(root):
+    export(root, "taobao", "orders", [paid("O1"), paid("O2")], {(1, "order_id"): "\ufeffO2"})
+    export(root, "taobao", "orders", [paid("O2", status="shipped")], day=D2)
+    assert gmv_yuan(clean(root, "taobao", "orders", (D1, D2))) == 1998.0
+
+
+def test_a_stray_quote_inside_an_id_quarantines_it(root):
+    path = export(root, "taobao", "orders", [paid("O1"), paid("O2")])
+    text = path.read_bytes().decode("gb18030").replace('"O2"', '"O"2"', 1)
+    path.write_bytes(text.encode("gb18030"))
+    assert reasons(clean(root, "taobao", "orders")) == [(3, 'order_id has a stray quote: O2"')]
+
+
+def test_a_long_quoted_text_is_text(root):
+    rows = [session("S1", f"{D1} 20:00:00", f"{D1} 22:00:00", title="长" * 140_000)]
+    export(root, "douyin", "sessions", rows)
+    assert len(clean(root, "douyin", "sessions").rows["title"].iloc[0]) == 140_000
+
+
+def test_a_few_bad_rows_are_quarantined_and_the_file_publishes(root):
+    rows = [paid(f"O{i}") for i in range(100)]
+    export(root, "douyin", "orders", rows, {(i, "quantity"): "-1" for i in range(6)})
+    batch = clean(root, "douyin", "orders")  # no failure: 6 of 100 is not a broken export
+    assert ledger(batch)[:5] == [100, 94, 0, 0, 6]
+
+
+def test_blank_event_ids_are_missing_ids(root):
+    at = "2026-11-01 20:30:00"
+    lines = [
+        event("", "S1", "v1", "like", at),
+        event("E2", "S1", "  ", "like", at),
+        event("E3", "S1", "v3", "product_click", at, sku=""),
+        event("E4", "S1", "v4", "like", at),
+    ]
+    batch = events(root, lines)
+    assert batch.rows["event_id"].tolist() == ["E4"]
+    assert sorted(batch.quarantine["reason"]) == [
+        "no event_id",
+        "no viewer_id",
+        "product event without sku",
+    ]

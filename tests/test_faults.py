@@ -287,8 +287,9 @@ def test_a_file_of_garbage_fails_its_platform_date_and_no_other(landing, url):
     (landing / "jd" / D1 / "orders.jsonl").write_bytes(b"\n".join(lines))
     result = run_assets(landing, url, D1)
     assert {e.step_key for e in result.get_step_failure_events()} == {"ops__jd"}
-    assert "jd/2026-11-01/orders.jsonl: 20 of 20 records are broken (malformed JSON line (20))" in (
-        failure_text(result)
+    assert (
+        "jd/2026-11-01/orders.jsonl: 20 of 20 records are broken (bytes that are not UTF-8 (20))"
+        in (failure_text(result))
     )
     assert q(url, "SELECT gmv FROM session_scorecard")["gmv"].tolist() == [999.0]  # douyin's
 

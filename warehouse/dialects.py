@@ -346,6 +346,11 @@ def _mask(record: dict[str, object]) -> str:
     return scrub_personal(json.dumps(masked, ensure_ascii=False, default=str))
 
 
+# A quoted free-text field may be long; past this an unbalanced quote is swallowing the file.
+csv.field_size_limit(16 * 1024 * 1024)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # a JSON escape of half an emoji
+
+
 class UnreadableFile(ValueError):
     """A file that cannot be read at all, said in words ("empty", "not GB18030 text")."""
 
@@ -429,7 +434,7 @@ def _csv_records(lines: list[str]) -> Iterator[tuple[int, list[str], str]]:
         try:
             for record in reader:
                 span = reader.line_num - done
-                if span > 1 and len(record) != width:
+                if span > 1 and (len(record) != width or _swallowed(record, width)):
                     number += 1
                     yield number, [lines[start + done]], "an unbalanced quote starts here"
                     start += done + 1
@@ -443,6 +448,12 @@ def _csv_records(lines: list[str]) -> Iterator[tuple[int, list[str], str]]:
             number += 1
             yield number, [lines[start + done]], f"an unbalanced quote starts here ({exc})"
             start += done + 1
+
+
+def _swallowed(record: list[str], width: int) -> bool:
+    """A field spanning lines that holds half a record's worth of delimiters after its first
+    line break: two stray quotes merged records, not a multi-line address."""
+    return any("\n" in v and v.split("\n", 1)[1].count(",") >= width // 2 for v in record)
 
 
 def _wrong_encoding(data: bytes, path: Path, dialect: Dialect, table: str) -> ValueError:
@@ -474,18 +485,33 @@ def _read_jsonl(data: bytes, path: Path, dialect: Dialect, table: str):
     # of it (str.splitlines would split there).
     # A byte-order mark before a line (files concatenated by a program that writes one) is
     # ignored (landing-zone.md, "Damage that real exports carry").
-    text = data.decode("utf-8", errors="replace")
+    try:
+        text, undecodable = data.decode("utf-8"), set()
+    except UnicodeDecodeError:  # only the lines with bytes that are not UTF-8 are lost
+        pieces = data.split(b"\n")
+        undecodable = set()
+        for i, piece in enumerate(pieces):
+            try:
+                piece.decode("utf-8")
+            except UnicodeDecodeError:
+                undecodable.add(i + 1)
+        text = data.decode("utf-8", errors="replace")
     lines = [line.removesuffix("\r").lstrip("\ufeff") for line in text.split("\n")]
     seen_keys: dict[str, None] = {}
     parsed: list[tuple[int, dict | None, str]] = []
     for line, text in enumerate(lines, start=1):
         if not text.strip():
             continue
+        if line in undecodable:
+            parsed.append((line, None, "bytes that are not UTF-8"))
+            continue
         try:
             obj = json.loads(text)
             if not isinstance(obj, dict):
                 raise ValueError("not a JSON object")
-        except ValueError as exc:
+            if _SURROGATE_ESCAPE.search(text):
+                json.dumps(obj, ensure_ascii=False).encode("utf-8")  # a lone surrogate raises
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             parsed.append((line, None, f"malformed JSON line: {exc}"[:200]))
             continue
         seen_keys.update(dict.fromkeys(obj))
@@ -519,10 +545,12 @@ def hmap_inverse(hmap: dict[str, str]) -> dict[str, str]:
 
 # Digits bounded so that every value that matches fits a 64-bit integer (of fen): a longer one
 # is unparseable at the door, never an overflow in the step.
-_MONEY_PLAIN = r"\d{1,16}\.\d{2}"
-_MONEY_THOUSANDS = r"\d{1,3}(?:,\d{3}){0,5}\.\d{2}|\d{1,16}\.\d{2}"
-_INT = r"\d{1,18}"
-_NUMBER = r"\d{1,15}(?:\.\d+)?"
+# ASCII digits only: `\d` would take Arabic-Indic or Devanagari digits that no parser reads.
+_MONEY_PLAIN = r"[0-9]{1,16}\.[0-9]{2}"
+_MONEY_THOUSANDS = r"[0-9]{1,3}(?:,[0-9]{3}){0,5}\.[0-9]{2}|[0-9]{1,16}\.[0-9]{2}"
+_INT = r"[0-9]{1,18}"
+_EPOCH_MS = r"[0-9]{1,14}"  # up to the year 5138: later is implausible, never an overflow
+_NUMBER = r"[0-9]{1,15}(?:\.[0-9]+)?"
 
 
 def type_rows(
@@ -633,7 +661,7 @@ def _convert(
     negative = stripped.str.startswith("-") & ~empty
     body = stripped.str.lstrip("-")
     if f.kind in ("int",) or (f.kind == "money" and is_json) or (f.kind == "time" and is_json):
-        ok = body.str.fullmatch(_INT) | empty
+        ok = body.str.fullmatch(_EPOCH_MS if f.kind == "time" else _INT) | empty
         if is_json:
             # JSON numbers must be integers, not strings or floats.
             ok &= values.map(
@@ -674,7 +702,7 @@ def _convert(
             "grade": ("1", "2", "3", "4", "5"),
         }[f.kind]
         invalid = ~stripped.isin(allowed) & ~empty
-        typed = stripped.where(~empty, None)
+        typed = stripped.where(~empty & ~invalid, None)
         return (typed.astype("Int64") if f.kind == "grade" else typed.astype("str")), invalid, none
     if f.kind == "time":
         parsed = pd.to_datetime(stripped.where(~empty), format=dialect.time_format, errors="coerce")

@@ -87,8 +87,10 @@ def normalise_field(text: pd.Series, name: str, kind: str) -> FieldDamage:
             pc.invert(pc.ascii_is_printable(arrow)),
             pc.or_(pc.starts_with(arrow, "="), pc.starts_with(arrow, "'")),
         )
-        if kind == "id" and _has_plus(arrow):  # a spreadsheet's scientific notation: 3.71235E+18
+        if kind == "id" and _has_byte(arrow, "+"):  # a spreadsheet's 3.71235E+18
             suspect = pc.or_(suspect, pc.match_substring(arrow, "E+", ignore_case=True))
+        if kind == "id" and _has_byte(arrow, '"'):  # a stray quote the CSV reader kept
+            suspect = pc.or_(suspect, pc.match_substring(arrow, '"'))
     if not pc.any(suspect).as_py():
         return FieldDamage(text, counts, problem)
     mask = pc.fill_null(suspect, False).to_numpy(zero_copy_only=False)
@@ -108,14 +110,15 @@ def normalise_field(text: pd.Series, name: str, kind: str) -> FieldDamage:
     return FieldDamage(out, counts, problem)
 
 
-def _has_plus(arrow) -> bool:
-    """Whether a "+" occurs anywhere in the column's text: one byte comparison over its data
-    buffers without a copy (ids almost never hold one), instead of a search per value."""
+def _has_byte(arrow, char: str) -> bool:
+    """Whether the ASCII `char` occurs anywhere in the column's text: one byte comparison over
+    its data buffers without a copy (ids almost never hold one), instead of a search per
+    value."""
     import pyarrow as pa
 
     for chunk in arrow.chunks if isinstance(arrow, pa.ChunkedArray) else [arrow]:
         data = chunk.buffers()[2]
-        if data is not None and (np.frombuffer(data, dtype=np.uint8) == ord("+")).any():
+        if data is not None and (np.frombuffer(data, dtype=np.uint8) == ord(char)).any():
             return True
     return False
 
@@ -129,7 +132,8 @@ def _one_value(value: str, name: str, kind: str) -> tuple[str, tuple[str, ...], 
     if kind == "text":
         return re.sub(_C0_IN_TEXT, "", value), ("control",), None
     changed: list[str] = []
-    folded = unicodedata.normalize("NFKC", value)
+    # A byte-order mark inside a value (files pasted together) is ignored, like one before a line.
+    folded = unicodedata.normalize("NFKC", value).replace("\ufeff", "")
     if folded != value:
         changed.append("unicode")
     value = folded.strip(" ")
@@ -146,6 +150,8 @@ def _one_value(value: str, name: str, kind: str) -> tuple[str, tuple[str, ...], 
         if re.fullmatch(_SCIENTIFIC, value):
             reason = f"{name} mangled by a spreadsheet ({value}): the true id is gone"
             return value, tuple(changed), reason
+        if '"' in value:
+            return value, tuple(changed), f"{name} has a stray quote: {value[:40]}"
     else:
         value = value.strip(_SPACES)
     if re.search(_C0, value):

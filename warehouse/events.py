@@ -330,7 +330,10 @@ def _problems(
     # `utc=True` would read a time without offset as UTC: eight hours off (landing-zone.md,
     # "Damage that real exports carry": quarantined as without offset, never read as UTC).
     offset = raw["ts"].astype("str").str.contains(door.OFFSET, regex=True)
-    flag(raw["event_id"].isna(), "event_id", "value", "no event_id")
+    blank = {
+        n: raw[n].isna() | (raw[n].str.strip() == "") for n in ("event_id", "viewer_id", "sku")
+    }
+    flag(blank["event_id"], "event_id", "value", "no event_id")
     flag(ts.notna() & ~offset, "ts", "value", "ts without offset")
     flag(ts.isna(), "ts", "value", "ts unparseable")
     odd = door.implausible_times(ts.dt.tz_localize(None), day, first_partition_date())
@@ -338,9 +341,9 @@ def _problems(
         named = "ts implausible: " + raw.loc[odd, "ts"].astype("str").str[:40]
         flag(odd, "ts", "value", named.reindex(raw.index))
     flag(~raw["type"].isin(EVENT_TYPES), "type", "value", "unknown event type")
-    flag(raw["viewer_id"].isna() | (raw["viewer_id"] == ""), "viewer_id", "value", "no viewer_id")
+    flag(blank["viewer_id"], "viewer_id", "value", "no viewer_id")
     flag(
-        raw["type"].isin(SKU_EVENTS) & raw["sku"].isna(),
+        raw["type"].isin(SKU_EVENTS) & blank["sku"],
         "sku",
         "value",
         "product event without sku",
