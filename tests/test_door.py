@@ -394,6 +394,11 @@ def test_planned_minutes_beyond_an_integer_are_quarantined(root):
 
 def events(root: Path, lines: list[dict | str]):
     write_events(root, D1, lines)
+    return events_in(root)
+
+
+def events_in(root: Path):
+    """The douyin parts of D1's events folder, cleaned against one session S1."""
     sessions = pd.DataFrame(
         {
             "session_key": ["douyin:S1"],
@@ -706,3 +711,25 @@ def test_blank_event_ids_are_missing_ids(root):
         "no viewer_id",
         "product event without sku",
     ]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"event_id":"E\\xff9","ts":"2026-11-01T20:30:00.000+08:00"}',
+        b'{"event_id":"E9","ts":"2026-11-01T20:30:00.000+08:00","text":"\\ud83d"}',
+        b'{"event_id":"E9","text":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    ],
+    ids=["not-utf8", "lone-surrogate", "nested-too-deep"],
+)
+def test_an_event_line_no_parser_can_take_costs_that_line_only(root, line):
+    good = json.dumps(event("E1", "S1", "v1", "like", "2026-11-01 20:30:00")).encode()
+    folder = root / "events" / D1
+    folder.mkdir(parents=True, exist_ok=True)
+    with gzip.open(folder / "douyin-000.jsonl.gz", "wb") as fh:
+        fh.write(good + b"\n" + line + b"\n")
+    (folder / "_SUCCESS").write_bytes(b"")
+    batch = events_in(root)
+    assert not batch.failed and batch.rows["event_id"].tolist() == ["E1"]
+    assert batch.quarantine["source_line"].tolist() == [2]
+    assert batch.quarantine["reason"].iloc[0].startswith(("bytes that are not", "malformed JSON"))

@@ -78,6 +78,7 @@ def read_part(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
     try:
         table = pj.read_json(pa.input_stream(str(path), compression="gzip"), parse_options=options)
+        table.validate(full=True)  # bytes that are not UTF-8: read line by line instead
         frame = table.flatten().to_pandas()
         frame = frame.rename(
             columns={"client.os": "client_os", "client.app_version": "app_version"}
@@ -90,27 +91,28 @@ def read_part(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def _read_part_slowly(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     good, bad = [], []
-    with gzip.open(path, "rt", encoding="utf-8", errors="replace") as fh:
-        for line, text in enumerate(fh, start=1):
-            if not text.strip():
+
+    def broken(line: int, why: str, text: str) -> None:
+        masked = json.dumps({"text": scrub_personal(text[:300])}, ensure_ascii=False)
+        bad.append((line, None, "format", why[:200], masked))
+
+    with gzip.open(path, "rb") as fh:  # binary: records end at b"\n" only
+        for line, data in enumerate(fh, start=1):
+            if not data.strip():
+                continue
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                broken(line, "bytes that are not UTF-8", data.decode("utf-8", errors="replace"))
                 continue
             try:
                 obj = json.loads(text.lstrip("\ufeff"))  # a byte-order mark is ignored
                 client = obj.get("client") or {}
-                good.append(
-                    [line, *(None if obj.get(f) is None else str(obj.get(f)) for f in FIELDS),
-                     client.get("os"), client.get("app_version")]
-                )  # fmt: skip
-            except (ValueError, AttributeError) as exc:
-                bad.append(
-                    (
-                        line,
-                        None,
-                        "format",
-                        f"malformed JSON line: {exc}"[:200],
-                        json.dumps({"text": scrub_personal(text[:300])}, ensure_ascii=False),
-                    )
-                )
+                values = [None if obj.get(f) is None else str(obj.get(f)) for f in FIELDS]
+                "".join(v for v in values if v).encode("utf-8")  # half an emoji raises
+                good.append([line, *values, client.get("os"), client.get("app_version")])
+            except (ValueError, AttributeError, RecursionError) as exc:
+                broken(line, f"malformed JSON line: {exc}", text)
     frame = pd.DataFrame(good, columns=["line", *FIELDS, "client_os", "app_version"])
     return frame, pd.DataFrame(bad, columns=["line", "field", "kind", "reason", "raw"])
 
