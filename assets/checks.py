@@ -174,8 +174,8 @@ def build_checks(table: str) -> list[dg.AssetChecksDefinition]:
         blocking=True,
         partitions_def=daily_partitions,
         description=(
-            f"Great Expectations suite `{clean_table}_blocking`: keys, required fields, ranges, "
-            "allowed values."
+            f"Great Expectations suite `{clean_table}_blocking`: one row per key and export "
+            "date. Rules one row can break are the door's: the row is quarantined with its reason."
         ),
     )
     def valid(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
@@ -207,8 +207,8 @@ def build_checks(table: str) -> list[dg.AssetChecksDefinition]:
         blocking=True,
         partitions_def=daily_partitions,
         description=(
-            "Per file: raw rows = clean + duplicates + quarantined, and the ledger's clean and "
-            "quarantined counts are the rows really in the clean table and the quarantine."
+            "Per file: raw rows = clean + duplicates + conflicts + quarantined, and the ledger's "
+            "counts are the rows really in the clean table and the quarantine."
         ),
     )
     def ledger_adds_up(
@@ -255,7 +255,10 @@ def events_valid(
     name=LEDGER_ADDS_UP,
     blocking=True,
     partitions_def=daily_partitions,
-    description="Per part file: raw lines = clean + duplicates + quarantined, as in the Parquet.",
+    description=(
+        "Per part file: raw lines = clean + duplicates + conflicts + quarantined, as in the "
+        "Parquet."
+    ),
 )
 def events_ledger(
     context: dg.AssetCheckExecutionContext, warehouse: Warehouse, lake: Lake

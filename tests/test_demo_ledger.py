@@ -1,5 +1,6 @@
 """The `demo` preset's dirt through the clean layer: every landed file is in the ledger, its raw
-rows are the rows really in the file, and they add up to clean + duplicates + quarantined.
+rows are the rows really in the file, and they add up to clean + duplicates + conflicts +
+quarantined.
 
 The first 90 days of the preset (through 618 and its return wave) carry every kind of dirt the
 demo has at the demo's rates; the whole 180 days only doubled the time."""

@@ -60,7 +60,7 @@ class LandingNotReady(RuntimeError):
 @dataclass
 class CleanBatch:
     """What some exports became: clean rows, quarantined rows, and per file the ledger line
-    that adds them up (raw = clean + duplicates + quarantined)."""
+    that adds them up (raw = clean + duplicates + conflicts + quarantined)."""
 
     table: str
     rows: pd.DataFrame

@@ -29,7 +29,7 @@ def move_to_quarantine(
     batch: CleanBatch, bad: pd.Series, field: str, kind: str, reason: str
 ) -> CleanBatch:
     """Move the rows flagged by `bad` from the clean rows to the quarantine, keeping the ledger
-    adding up (raw = clean + duplicates + quarantined)."""
+    adding up (raw = clean + duplicates + conflicts + quarantined)."""
     bad = bad.fillna(False).astype(bool)
     if not bad.any():
         return batch
