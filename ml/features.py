@@ -14,11 +14,11 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
+from contract.enums import CATEGORIES, PLAN_DAYS
 from contract.localtime import to_local
 from ml.calendar import calendar_features
 from ml.history import dated, history_features, sessions_as_of
 
-CATEGORIES = ("kitchen", "large_appliance", "small_appliance", "personal_care", "smart_home")
 ID_COLUMNS = ["plan_id", "forecast_date", "platform", "room_id", "host_id", "planned_start"]
 # Hosts are not categorical: a new host would be unknown; their lift generalises.
 CATEGORICAL = ["platform", "room_id"]
@@ -35,7 +35,7 @@ NUMERIC = [
     "seasonal_naive", "recent_mean",
 ]  # fmt: skip
 FEATURES = [*CATEGORICAL, *NUMERIC]
-MAX_HORIZON = 7
+MAX_HORIZON = PLAN_DAYS  # a plan is forecast on each evening it is exported
 
 
 def latest_as_of(df: pd.DataFrame, key: list[str], day: dt.date) -> pd.DataFrame:

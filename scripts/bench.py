@@ -40,7 +40,7 @@ report(n, "events")
     "clean layer, bench day": """
 import datetime as dt
 import pandas as pd
-from warehouse.dialects import PLATFORMS
+from contract.enums import PLATFORMS
 from warehouse.events import clean_event_folder
 from warehouse.ingest import CLEAN_TABLE, clean_platform_exports
 from warehouse.lake import write_partition_file

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from contract.enums import EVENT_TYPES
 from contract.localtime import LOCAL_TIMEZONE
 from simulator.world import CATEGORIES, HOUR_EFFECT, WEEKDAY_EFFECT, Room, World, promotion_effect
-from warehouse.dialects import EVENT_TYPES
 
 MINUTE_MS = 60_000
 PAY_RATE = 0.92  # share of orders that are paid; the rest close unpaid

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from contract.enums import PLATFORMS
 from contract.localtime import LOCAL_OFFSET_MS, LOCAL_OFFSET_TEXT, LOCAL_TIMEZONE
 from simulator.behaviour import (
     COMMENTS,
@@ -613,7 +614,7 @@ class Simulation:
             local_midnight_ms(day + dt.timedelta(days=1))
             + int(self.rng.integers(30, 110)) * MINUTE_MS
         )
-        for platform in ("douyin", "taobao", "jd"):
+        for platform in PLATFORMS:
             late = self.rng.random() < self.rates.late_folder
             landed = landed_at + (int(self.rng.integers(1, 4)) * DAY_MS if late else 0)
             folder = self.landing / platform / day.isoformat()
@@ -816,7 +817,7 @@ class Simulation:
         self.today = day
         self.event_parts = EventParts(self.landing, day, self.preset.events_per_part, self.faults)
         buffered = self.event_buffer.pop(day, {})
-        for platform in ("douyin", "taobao", "jd"):
+        for platform in PLATFORMS:
             for chunk, tags in buffered.get(platform, []):
                 self.event_parts.write(platform, chunk, tags)
 

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from contract.enums import CATEGORIES, PLATFORMS
 from simulator.config import Preset
 
 BRAND = "澜舍"
-CATEGORIES = ("kitchen", "large_appliance", "small_appliance", "personal_care", "smart_home")
 SUBCATEGORIES = {
     "kitchen": ("rice_cooker", "range_hood", "dishwasher", "microwave", "induction_cooker"),
     "large_appliance": ("refrigerator", "washing_machine", "air_conditioner", "television"),
@@ -184,7 +184,7 @@ def build_world(preset: Preset, rng: np.random.Generator) -> World:
         "个护小家电直播间",
         "智能家居直播间",
     )
-    for platform_no, platform in enumerate(("douyin", "taobao", "jd")):
+    for platform_no, platform in enumerate(PLATFORMS):
         for k in range(preset.rooms_per_platform):
             index = len(rooms)
             focus = rng.dirichlet(np.ones(len(CATEGORIES)) * 0.8)

@@ -21,21 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from contract.enums import CATEGORIES, PLAN_DAYS, PLATFORMS
 from contract.localtime import LOCAL_OFFSET
 from warehouse import door
-from warehouse.settings import KNOWN_PLATFORMS as PLATFORMS
-
-EVENT_TYPES = (
-    "enter",
-    "leave",
-    "comment",
-    "like",
-    "follow",
-    "share",
-    "product_click",
-    "add_to_cart",
-)
-PLATFORM_TABLES = ("sessions", "lineup", "orders", "refunds")
 
 
 @dataclass(frozen=True)
@@ -138,8 +126,6 @@ BRAND_FILES = {
     "planned_sessions": "plan/{date}/planned_sessions.csv",
     "planned_lineup": "plan/{date}/planned_lineup.csv",
 }
-PLAN_DAYS = 7  # the plan export of date D covers the sessions planned for D+1 … D+7
-CATEGORIES = ("kitchen", "large_appliance", "small_appliance", "personal_care", "smart_home")
 
 # Personal fields: never past the clean layer, masked in quarantine (the raw buyer id too: it
 # becomes a viewer_key in clean rows, and the order id is enough to fix the source).
@@ -204,7 +190,6 @@ _STATUSES: dict[str, dict[str, str]] = {
     },
     "jd": {"0": "unpaid", "1": "paid", "2": "shipped", "3": "finished", "9": "closed"},
 }  # fmt: skip
-ORDER_STATUSES = ("unpaid", "paid", "shipped", "finished", "closed")
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from contract.enums import EVENT_TYPES
 from contract.localtime import local_day
 from warehouse import door
-from warehouse.dialects import EVENT_TYPES, scrub_personal
+from warehouse.dialects import scrub_personal
 from warehouse.ingest import LandingNotReady, as_quarantine, not_ready, viewer_keys
 from warehouse.settings import first_partition_date
 

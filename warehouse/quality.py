@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from contract.enums import PLAN_DAYS, PLATFORMS
 from warehouse.activity import BOT_MIN_EVENTS
-from warehouse.dialects import PLAN_DAYS
 from warehouse.matching import MAX_GAP
 
-PLATFORM_SET = ["douyin", "taobao", "jd"]
 MAX_PRICE_FEN = 100_000 * 100  # a price above 100,000 yuan is worth a look (a warning)
 MAX_SESSION_MINUTES = 12 * 60
 EXAMPLES = 5
@@ -86,7 +85,7 @@ def _suites() -> dict[str, tuple[list, list]]:
     def unique(*columns: str) -> object:
         return gxe.ExpectCompoundColumnsToBeUnique(column_list=[*columns, "export_date"])
 
-    platforms = gxe.ExpectColumnValuesToBeInSet(column="platform", value_set=PLATFORM_SET)
+    platforms = gxe.ExpectColumnValuesToBeInSet(column="platform", value_set=list(PLATFORMS))
     # The clean tables' blocking suites hold only what no single row shows: a key twice in one
     # partition. Every rule one row can break (a required field, a negative amount, an unknown
     # status, a time outside the plausible window) is the door's, which quarantines that row

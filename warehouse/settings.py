@@ -6,6 +6,8 @@ import datetime as dt
 import os
 from pathlib import Path
 
+from contract.enums import PLATFORMS
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 # The first local date of the data: the daily partitions start here.
@@ -18,8 +20,7 @@ def first_partition_date() -> dt.date:
     return dt.date.fromisoformat(FIRST_DATE)
 
 
-# Every platform the contract has a dialect for (landing-zone.md, "The platform exports").
-KNOWN_PLATFORMS = ("douyin", "taobao", "jd")
+KNOWN_PLATFORMS = PLATFORMS  # every platform the contract has a dialect for
 
 
 def platforms_setting() -> str:
