@@ -9,6 +9,7 @@ from assets.metadata import counts_table, door_metadata, table_metadata
 from assets.partitions import partition_label
 from assets.publishing import Units, dated_asset
 from assets.resources import Lake, LandingZone, Pseudonymizer, Warehouse
+from contract.layout import LandingNotReady
 from warehouse.activity import (
     bot_viewer_days,
     viewer_products,
@@ -16,7 +17,7 @@ from warehouse.activity import (
     viewer_sessions,
 )
 from warehouse.events import LATE_FOLDERS, clean_event_folder
-from warehouse.ingest import LandingNotReady, latest_per_key
+from warehouse.ingest import latest_per_key
 from warehouse.lake import partition_path, read_partition_files, write_partition_file
 from warehouse.schema import (
     clean_bot_viewers,

@@ -21,6 +21,7 @@ from assets.partitions import daily_partitions, partition_dates, partition_label
 from assets.promotion import promotion_steps, store_candidate
 from assets.publishing import Units, dated_asset
 from assets.resources import LandingZone, ModelStore, Pseudonymizer, Warehouse
+from contract.layout import marked_dates
 from contract.localtime import local_midnight_utc
 from ml import ranker, registry
 from ml.fans import FanHistory, fan_history, fans_as_of
@@ -351,13 +352,7 @@ def _load(path: str):
 
 
 def newest_plan_export(landing: LandingZone) -> dt.date | None:
-    dates = []
-    for marker in landing.path.glob("plan/*/_SUCCESS"):
-        try:
-            dates.append(dt.date.fromisoformat(marker.parent.name))
-        except ValueError:
-            continue
-    return max(dates, default=None)
+    return max(marked_dates(landing.path, "plan"), default=None)
 
 
 def planned_lineups(engine: Engine, day: dt.date) -> pd.DataFrame:

@@ -8,7 +8,7 @@ import json
 import dagster as dg
 
 from assets.resources import LandingZone
-from warehouse.ingest import landed_dates
+from contract.layout import landed_dates
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"

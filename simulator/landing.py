@@ -19,8 +19,6 @@ import pandas as pd
 from simulator.config import FaultRates
 from warehouse.dialects import ABSENT, DIALECTS, LOGICAL_FIELDS, serialize, to_dialect_frame
 
-SUCCESS = "_SUCCESS"
-
 
 @dataclass
 class FaultLog:
@@ -335,8 +333,3 @@ class EventParts:
             gz.close()
             raw.close()
         self.files.clear()
-
-
-def mark_success(folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / SUCCESS).write_bytes(b"")

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from contract.enums import PLATFORMS
+from contract.layout import mark_success
 from contract.localtime import LOCAL_OFFSET_MS, LOCAL_OFFSET_TEXT, LOCAL_TIMEZONE
 from simulator.behaviour import (
     COMMENTS,
@@ -32,7 +33,7 @@ from simulator.behaviour import (
     run_session,
 )
 from simulator.config import Preset
-from simulator.landing import EventParts, FaultLog, mark_success, write_platform_export
+from simulator.landing import EventParts, FaultLog, write_platform_export
 from simulator.world import BRAND, CATEGORIES, STREETS, Room, World, build_world, promotion_effect
 
 log = logging.getLogger("simulator")

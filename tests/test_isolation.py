@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 
 from assets.resources import LandingZone
+from contract.layout import landed_dates
 from tests.conftest import TINY, lake_for, run_assets, sqlite_url
 from tests.test_pipeline import TABLES, copy_sqlite, failure_text, snapshot
-from warehouse.ingest import landed_dates
 from warehouse.store import make_engine, read_frame
 
 DAYS = [d.isoformat() for d in TINY.dates[:5]]

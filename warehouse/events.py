@@ -20,10 +20,11 @@ import numpy as np
 import pandas as pd
 
 from contract.enums import EVENT_TYPES
+from contract.layout import LandingNotReady, not_ready
 from contract.localtime import local_day
 from warehouse import door
 from warehouse.dialects import scrub_personal
-from warehouse.ingest import LandingNotReady, as_quarantine, not_ready, viewer_keys
+from warehouse.ingest import as_quarantine, viewer_keys
 from warehouse.settings import first_partition_date
 
 SKU_EVENTS = ("product_click", "add_to_cart")

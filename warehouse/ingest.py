@@ -10,12 +10,12 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from contract.layout import not_ready
 from warehouse import door
 from warehouse.dialects import (
     BRAND_FILES,
@@ -29,7 +29,6 @@ from warehouse.dialects import (
 from warehouse.schema import CLEAN_KEYS, metadata
 from warehouse.settings import first_partition_date
 
-SUCCESS_MARKER = "_SUCCESS"
 DEV_VIEWER_KEY_SECRET = "dev-only-secret-not-for-production"
 
 # Landing table name -> clean table name, and the key that identifies a row within a platform.
@@ -53,10 +52,6 @@ TEST_TITLE_PATTERN = r"(?i)测试|test"
 TEST_MIN_SECONDS = 300
 
 
-class LandingNotReady(RuntimeError):
-    """A folder has no _SUCCESS marker: it is incomplete and must not be read as empty."""
-
-
 @dataclass
 class CleanBatch:
     """What some exports became: clean rows, quarantined rows, and per file the ledger line
@@ -66,46 +61,6 @@ class CleanBatch:
     rows: pd.DataFrame
     quarantine: pd.DataFrame
     ledger: pd.DataFrame
-
-
-def folder(root: Path | str, platform: str, day: dt.date) -> Path:
-    return Path(root) / platform / day.isoformat()
-
-
-def not_ready(root: Path | str, name: str, day: dt.date) -> str | None:
-    """Why the folder `<name>/<day>` cannot be read yet (no `_SUCCESS`: incomplete, never
-    "no data"), or None when it has landed."""
-    path = folder(root, name, day)
-    if (path / SUCCESS_MARKER).exists():
-        return None
-    state = (
-        "exists but has no _SUCCESS marker (still being written)"
-        if path.exists()
-        else "has not landed"
-    )
-    return f"{name}/{day.isoformat()} {state}: the {name} export of {day} is incomplete, not empty"
-
-
-def required_folders(platforms: Sequence[str]) -> tuple[str, ...]:
-    """The folders a date needs before it can be processed (the catalogue lands only on change,
-    the costs are optional)."""
-    return (*platforms, "events", "plan")
-
-
-def landed_dates(landing_root: Path | str, platforms: Sequence[str]) -> dict[dt.date, float]:
-    """Dates whose required folders all have `_SUCCESS`, each with the time its last marker
-    appeared: a folder that lands late changes that time, and so asks for a re-run."""
-    root = Path(landing_root)
-    required = required_folders(platforms)
-    markers: dict[dt.date, list[float]] = {}
-    for name in required:
-        for marker in root.glob(f"{name}/*/{SUCCESS_MARKER}"):
-            try:
-                day = dt.date.fromisoformat(marker.parent.name)
-            except ValueError:
-                continue
-            markers.setdefault(day, []).append(marker.stat().st_mtime)
-    return {day: max(times) for day, times in markers.items() if len(times) == len(required)}
 
 
 def viewer_keys(platform: str, viewer_ids: pd.Series, secret: str) -> pd.Series:
@@ -388,7 +343,6 @@ __all__ = [
     "CLEAN_TABLE",
     "DEV_VIEWER_KEY_SECRET",
     "CleanBatch",
-    "LandingNotReady",
     "SchemaDriftError",
     "clean_platform_exports",
     "latest_per_key",
