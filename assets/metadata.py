@@ -8,6 +8,8 @@ import dagster as dg
 import pandas as pd
 from sqlalchemy import Table
 
+from warehouse import door
+
 
 def column_schema(table: Table) -> dg.TableSchema:
     return dg.TableSchema(
@@ -34,8 +36,7 @@ def counts_table(counts: pd.Series, label: str, value: str = "rows") -> dg.Metad
     return dg.MetadataValue.md(frame.to_markdown(index=False))
 
 
-DOOR_COLUMNS = ["conflict_rows", "unwrapped_values", "unicode_values", "control_chars_removed",
-                "repeated_headers"]  # fmt: skip
+DOOR_COLUMNS = [door.CONFLICT_ROWS, *door.NORMALISED_KINDS.values(), door.REPEATED_HEADERS]
 
 
 def door_metadata(ledgers: list[pd.DataFrame]) -> dict[str, object]:

@@ -333,7 +333,6 @@ def _mask(record: dict[str, object]) -> str:
 
 # A quoted free-text field may be long; past this an unbalanced quote is swallowing the file.
 csv.field_size_limit(16 * 1024 * 1024)
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # a JSON escape of half an emoji
 
 
 class UnreadableFile(ValueError):
@@ -494,8 +493,8 @@ def _read_jsonl(data: bytes, path: Path, dialect: Dialect, table: str):
             obj = json.loads(text)
             if not isinstance(obj, dict):
                 raise ValueError("not a JSON object")
-            if _SURROGATE_ESCAPE.search(text):
-                json.dumps(obj, ensure_ascii=False).encode("utf-8")  # a lone surrogate raises
+            if "\\u" in text and door.lone_surrogate(obj.values()):  # only an escape makes one
+                raise ValueError("half an emoji (a lone surrogate) that UTF-8 cannot hold")
         except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             parsed.append((line, None, f"malformed JSON line: {exc}"[:200]))
             continue

@@ -40,6 +40,15 @@ _SCIENTIFIC = r"[0-9](?:\.[0-9]+)?[eE]\+[0-9]+"
 SPREADSHEET_DIGITS = 15
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def lone_surrogate(values) -> bool:
+    """Whether a decoded JSON value holds half an emoji (an escape like `\\ud83d` alone): no
+    UTF-8 can store it, so its line is malformed."""
+    return any(isinstance(v, str) and _LONE_SURROGATE.search(v) for v in values)
+
+
 # Rules across the fields of one row, implied by what the fields mean (a session cannot end
 # before it starts): (table, field named in the reason, broken(typed rows) -> mask, reason).
 ROW_RULES = (

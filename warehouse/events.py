@@ -111,7 +111,8 @@ def _read_part_slowly(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                 obj = json.loads(text.lstrip("\ufeff"))  # a byte-order mark is ignored
                 client = obj.get("client") or {}
                 values = [None if obj.get(f) is None else str(obj.get(f)) for f in FIELDS]
-                "".join(v for v in values if v).encode("utf-8")  # half an emoji raises
+                if door.lone_surrogate(values):
+                    raise ValueError("half an emoji (a lone surrogate) that UTF-8 cannot hold")
                 good.append([line, *values, client.get("os"), client.get("app_version")])
             except (ValueError, AttributeError, RecursionError) as exc:
                 broken(line, f"malformed JSON line: {exc}", text)
