@@ -9,6 +9,7 @@ from assets.metadata import counts_table, door_metadata, table_metadata
 from assets.partitions import partition_label
 from assets.publishing import Units, dated_asset
 from assets.resources import Lake, LandingZone, Pseudonymizer, Warehouse
+from contract.exports import latest_export
 from contract.layout import LandingNotReady
 from warehouse.activity import (
     bot_viewer_days,
@@ -17,7 +18,6 @@ from warehouse.activity import (
     viewer_sessions,
 )
 from warehouse.events import LATE_FOLDERS, clean_event_folder
-from warehouse.ingest import latest_per_key
 from warehouse.lake import partition_path, read_partition_files, write_partition_file
 from warehouse.schema import (
     clean_bot_viewers,
@@ -45,7 +45,7 @@ def sessions_known_by(engine, day: dt.date) -> pd.DataFrame:
             "end": (day + dt.timedelta(days=1)).isoformat(),
         },
     )
-    return latest_per_key(rows, ["session_key"])
+    return latest_export(rows, ["session_key"])
 
 
 @dated_asset(
@@ -325,7 +325,7 @@ def viewer_profiles_of(engine, window: dict[str, str]) -> pd.DataFrame:
     rooms = read_frame(engine, "SELECT DISTINCT session_key, room_id FROM clean_sessions")
     activity = activity.merge(rooms.drop_duplicates("session_key"), on="session_key", how="left")
     # Each order line's latest state as exported by the window's last date.
-    orders = latest_per_key(
+    orders = latest_export(
         read_frame(
             engine,
             "SELECT order_key, export_date, source_line, viewer_key, platform, paid_at, "

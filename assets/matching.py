@@ -10,7 +10,7 @@ from assets.metadata import table_metadata
 from assets.partitions import partition_label
 from assets.publishing import Units, dated_asset
 from assets.resources import Warehouse
-from warehouse.ingest import latest_per_key
+from contract.exports import latest_export
 from warehouse.matching import match_sessions_to_plans
 from warehouse.schema import clean_session_plans
 from warehouse.store import read_frame, replace_newer
@@ -107,7 +107,7 @@ def match_window(
         touched["start_time"].max() + NEIGHBOURHOOD,
     )
     rooms = touched[["platform", "room_id"]].drop_duplicates()
-    sessions = latest_per_key(
+    sessions = latest_export(
         _rooms_frame(engine, "clean_sessions", "start_time", rooms, start, end, last),
         ["session_key"],
     )
@@ -131,7 +131,7 @@ def match_window(
     as_of = pairs[near].groupby("session_key")["export_date"].max()
     matches = matches.assign(as_of_date=matches["session_key"].map(as_of))
     matches = matches.dropna(subset=["as_of_date"])
-    window_plans = latest_per_key(snapshots, ["plan_id"]) if len(snapshots) else snapshots
+    window_plans = latest_export(snapshots, ["plan_id"]) if len(snapshots) else snapshots
     planned_in_window = (
         window_plans[pd.to_datetime(window_plans["planned_start"]).dt.date.between(first, last)]
         if len(window_plans)

@@ -21,6 +21,7 @@ from assets.partitions import daily_partitions, partition_dates, partition_label
 from assets.promotion import promotion_steps, store_candidate
 from assets.publishing import Units, dated_asset
 from assets.resources import LandingZone, ModelStore, Pseudonymizer, Warehouse
+from contract.exports import latest_export
 from contract.layout import marked_dates
 from contract.localtime import local_midnight_utc
 from ml import ranker, registry
@@ -49,10 +50,6 @@ HISTORY_DEPS = [
     dg.AssetKey(["clean", name])
     for name in ("sessions", "lineups", "orders", "products", "viewer_activity")
 ]
-
-
-def _latest(rows: pd.DataFrame, key: str) -> pd.DataFrame:
-    return rows.sort_values(["export_date", "source_line"]).drop_duplicates(key, keep="last")
 
 
 def known_sessions(last: dt.date) -> str:
@@ -101,7 +98,7 @@ def read_fan_inputs(
 def shared_inputs(engine: Engine, last: dt.date, known: str) -> dict:
     """Sessions, lineups, the catalogue and per-(session, SKU) totals as exported by `last`."""
     day = {"last": last.isoformat()}
-    sessions = _latest(
+    sessions = latest_export(
         read_frame(
             engine,
             "SELECT session_key, export_date, source_line, platform, room_id, start_time, "

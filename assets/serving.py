@@ -9,7 +9,7 @@ from assets.metadata import table_metadata
 from assets.partitions import partition_label
 from assets.publishing import Units, dated_asset
 from assets.resources import Warehouse
-from warehouse.ingest import latest_per_key
+from contract.exports import latest_export
 from warehouse.schema import session_scorecard as scorecard_table
 from warehouse.scorecard import build_session_scorecard
 from warehouse.store import read_frame, read_where_in, replace_newer
@@ -99,15 +99,15 @@ def scorecard_window(
     as_of = touched_sessions(engine, first.isoformat(), last.isoformat())
     as_of = as_of[as_of.index.str.split(":").str[0].isin(platforms)]
     keys = list(as_of.index)
-    sessions = latest_per_key(
+    sessions = latest_export(
         known_through(read_where_in(engine, "clean_sessions", "session_key", keys), last),
         ["session_key"],
     )
-    orders = latest_per_key(
+    orders = latest_export(
         known_through(read_where_in(engine, "clean_orders", "session_key", keys), last),
         ["order_key"],
     )
-    refunds = latest_per_key(
+    refunds = latest_export(
         known_through(
             read_where_in(engine, "clean_refunds", "order_key", orders["order_key"]), last
         ),

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from contract.enums import CATEGORIES, PLAN_DAYS
+from contract.exports import latest_export
 from contract.localtime import to_local
 from ml.calendar import calendar_features
 from ml.history import dated, history_features, sessions_as_of
@@ -36,11 +37,6 @@ NUMERIC = [
 ]  # fmt: skip
 FEATURES = [*CATEGORICAL, *NUMERIC]
 MAX_HORIZON = PLAN_DAYS  # a plan is forecast on each evening it is exported
-
-
-def latest_as_of(df: pd.DataFrame, key: list[str], day: dt.date) -> pd.DataFrame:
-    rows = df[dated(df["export_date"]) <= pd.Timestamp(day)]
-    return rows.sort_values("export_date").drop_duplicates(key, keep="last")
 
 
 def lineup_features(lineup: pd.DataFrame, products: pd.DataFrame) -> pd.DataFrame:
@@ -92,7 +88,7 @@ def build_features(
     local_start = to_local(snap["planned_start"])
     on_day = dated(plan_lineups["export_date"]) == pd.Timestamp(day)
     lineup = plan_lineups[on_day & plan_lineups["plan_id"].isin(snap["plan_id"])]
-    catalogue = latest_as_of(products, ["sku"], day)
+    catalogue = latest_export(products, "sku", as_of=day)
     out = snap[["plan_id", "platform", "room_id", "host_id", "planned_start"]].assign(
         forecast_date=day,
         horizon_days=snap["horizon_days"],

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from contract.exports import latest_export
 from tests.landing_builder import (
     COLUMNS,
     PLAN_HEADER,
@@ -26,7 +27,7 @@ from tests.landing_builder import (
 )
 from warehouse.dialects import DIALECTS, serialize, to_dialect_frame
 from warehouse.events import clean_event_folder
-from warehouse.ingest import clean_brand_files, clean_platform_exports, latest_per_key
+from warehouse.ingest import clean_brand_files, clean_platform_exports
 from warehouse.scorecard import paid_gmv_by_session
 
 D1, D2 = "2026-11-01", "2026-11-02"
@@ -95,7 +96,7 @@ def reasons(batch) -> list[tuple[int, str]]:
 
 
 def gmv_yuan(batch) -> float:
-    orders = latest_per_key(batch.rows, ["order_key"])
+    orders = latest_export(batch.rows, ["order_key"])
     return float(paid_gmv_by_session(orders)["gmv_fen"].sum()) / 100
 
 

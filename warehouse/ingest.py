@@ -331,20 +331,11 @@ def _shape(rows: pd.DataFrame, platform: str, table: str, secret: str) -> pd.Dat
     return out
 
 
-def latest_per_key(df: pd.DataFrame, key: list[str]) -> pd.DataFrame:
-    """Keep, for each key, the row of the latest export (then the latest line)."""
-    if df.empty:
-        return df
-    ordered = df.sort_values(["export_date", "source_line"], kind="stable")
-    return ordered.drop_duplicates(subset=key, keep="last").reset_index(drop=True)
-
-
 __all__ = [
     "CLEAN_TABLE",
     "DEV_VIEWER_KEY_SECRET",
     "CleanBatch",
     "SchemaDriftError",
     "clean_platform_exports",
-    "latest_per_key",
     "viewer_keys",
 ]

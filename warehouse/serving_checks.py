@@ -13,9 +13,9 @@ from collections.abc import Sequence
 import pandas as pd
 from sqlalchemy import Engine
 
+from contract.exports import latest_export
 from contract.localtime import local_day, local_midnight_utc
 from ml.fans import FAN_DAYS, RECENT_DAYS, segment
-from warehouse.ingest import latest_per_key
 from warehouse.store import read_frame
 
 PROBLEM_COLUMNS = ["key", "problem"]
@@ -118,7 +118,7 @@ def fans_from_clean_layer(
     ending `day`; a paid line counts from the later of its session's day and the export that
     first showed it paid."""
     last = {"last": day.isoformat(), "prefix": f"{prefix}%"}
-    sessions = latest_per_key(
+    sessions = latest_export(
         read_frame(
             engine,
             "SELECT session_key, export_date, source_line, platform, room_id, start_time, is_test "
