@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from contract.dialects import ABSENT, DIALECTS, LOGICAL_FIELDS, serialize, to_dialect_frame
 from simulator.config import FaultRates
-from warehouse.dialects import ABSENT, DIALECTS, LOGICAL_FIELDS, serialize, to_dialect_frame
 
 
 @dataclass

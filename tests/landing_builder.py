@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from contract.dialects import DIALECTS, write_platform_file
 from contract.enums import PLATFORMS
-from warehouse.dialects import DIALECTS, write_platform_file
 
 SKUS = ("LS-KT1000", "LS-SA1007")
 CATALOG_HEADER = "sku,brand,category,subcategory,list_price,energy_grade,launch_date"

@@ -8,12 +8,9 @@ import json
 import pandas as pd
 import pytest
 
-from warehouse.dialects import (
-    SchemaDriftError,
-    UnreadableFile,
-    read_platform_file,
-    write_platform_file,
-)
+from contract.dialects import write_platform_file
+from warehouse.parsing import read_platform_file
+from warehouse.records import SchemaDriftError, UnreadableFile
 
 DOUYIN_SESSIONS_HEADER = (
     "直播场次ID,直播间ID,直播间名称,主播编码,直播标题,开播时间,关播时间,观看人数,观看人次,"

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from contract.dialects import DIALECTS, serialize, to_dialect_frame
 from contract.exports import latest_export
 from tests.landing_builder import (
     COLUMNS,
@@ -25,7 +26,6 @@ from tests.landing_builder import (
     write_events,
     write_plan,
 )
-from warehouse.dialects import DIALECTS, serialize, to_dialect_frame
 from warehouse.events import clean_event_folder
 from warehouse.ingest import clean_brand_files, clean_platform_exports
 from warehouse.scorecard import paid_gmv_by_session

@@ -13,10 +13,10 @@ from pathlib import Path
 import pandas as pd
 
 from simulator import PRESETS, simulate
-from warehouse.dialects import read_platform_file
 from warehouse.ingest import clean_platform_exports
+from warehouse.parsing import read_platform_file
 
-# shared/contract/landing-zone.md, written out here independently of warehouse/dialects.py.
+# shared/contract/landing-zone.md, written out here independently of contract/dialects.py.
 CONTRACT_HEADERS = {
     ("douyin", "sessions"): "直播场次ID 直播间ID 直播间名称 主播编码 直播标题 开播时间 关播时间 观看人数 观看人次 最高在线人数 人均观看时长(秒) 新增粉丝数 评论次数 点赞次数 成交金额(元) 成交订单数",
     ("taobao", "sessions"): "场次ID 直播间ID 直播间 主播 标题 开始时间 结束时间 观看UV 观看PV 峰值在线 人均停留(秒) 涨粉数 评论数 点赞数 成交金额 成交笔数",

@@ -6,7 +6,7 @@ of a field is normalised where the change is unambiguous (a spreadsheet's `="…
 full-width digits, a NUL in a title), counted by kind for the ledger, and flagged for
 quarantine where information is lost (an id in scientific notation, a control character inside
 a key, a time outside any plausible range). Pure functions over pandas Series; the readers in
-`warehouse/dialects.py` and `warehouse/events.py` call them.
+`warehouse/parsing.py` and `warehouse/events.py` call them.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class FieldDamage:
 def normalise_field(text: pd.Series, name: str, kind: str) -> FieldDamage:
     """The door for one field of raw text (one value per row, "" for none).
 
-    `kind` is the contract's field kind (dialects.Field.kind): free `text` keeps its characters
+    `kind` is the contract's field kind (`Field.kind`): free `text` keeps its characters
     but loses C0 controls (counted); every other kind is read as its NFKC form (counted when it
     changes), an `id` is unwrapped from a spreadsheet's `="…"` or leading `'` and stripped of
     control characters around it (counted), and a control character left in a key or a number

@@ -23,8 +23,8 @@ from contract.enums import EVENT_TYPES
 from contract.layout import LandingNotReady, not_ready
 from contract.localtime import local_day
 from warehouse import door
-from warehouse.dialects import scrub_personal
 from warehouse.ingest import as_quarantine, viewer_keys
+from warehouse.records import scrub_personal
 from warehouse.settings import first_partition_date
 
 SKU_EVENTS = ("product_click", "add_to_cart")
@@ -33,7 +33,7 @@ LATE_FOLDERS = 2  # an event arrives in its date's folder or up to two days late
 BATCH_ROWS = 1_000_000  # raw lines checked at once: bounds memory on a big day
 FIELDS = ("event_id", "ts", "platform", "session_id", "viewer_id", "type", "sku", "text")
 CATEGORICAL = ("platform", "session_key", "viewer_key", "type", "sku", "client_os", "app_version")
-# Each field's kind at the door (dialects.Field.kind; door.normalise_field).
+# Each field's kind at the door (contract.dialects.Field.kind; door.normalise_field).
 # The client fields are stored as sent (no rule reads them).
 FIELD_KINDS = {
     "event_id": "id", "ts": "value", "platform": "value", "session_id": "id",

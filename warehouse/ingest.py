@@ -15,17 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from contract.dialects import BRAND_FILES, DIALECTS, LOGICAL_FIELDS
 from contract.layout import not_ready
 from warehouse import door
-from warehouse.dialects import (
-    BRAND_FILES,
-    DIALECTS,
-    LOGICAL_FIELDS,
-    SchemaDriftError,
-    UnreadableFile,
-    read_raw,
-    type_rows,
-)
+from warehouse.parsing import type_rows
+from warehouse.records import SchemaDriftError, UnreadableFile, read_raw
 from warehouse.schema import CLEAN_KEYS, metadata
 from warehouse.settings import first_partition_date
 

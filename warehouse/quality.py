@@ -89,7 +89,7 @@ def _suites() -> dict[str, tuple[list, list]]:
     # The clean tables' blocking suites hold only what no single row shows: a key twice in one
     # partition. Every rule one row can break (a required field, a negative amount, an unknown
     # status, a time outside the plausible window) is the door's, which quarantines that row
-    # with its reason (warehouse/door.py, warehouse/dialects.py); ranges the contract does not
+    # with its reason (warehouse/door.py, warehouse/parsing.py); ranges the contract does not
     # set are warnings (README, "Quality gates").
     return {
         "events": ([gxe.ExpectColumnValuesToBeUnique(column="event_id")], []),
