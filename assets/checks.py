@@ -7,6 +7,7 @@ the UI and let the run go on. The README's "Quality gates" says why each is whic
 """
 
 import datetime as dt
+from collections.abc import Callable
 
 import dagster as dg
 import pandas as pd
@@ -18,7 +19,8 @@ from assets.resources import Lake, Warehouse
 from warehouse import quality, scorecard
 from warehouse.ingest import CLEAN_TABLE
 from warehouse.lake import read_partition_files
-from warehouse.store import read_frame
+from warehouse.ledger import ledger_report, stored_per_file
+from warehouse.store import read_dates
 
 VALID = "valid"
 LOOKS_NORMAL = "looks_normal"
@@ -35,17 +37,9 @@ CLEAN_ASSETS = {
 }
 
 
-def _window(context) -> dict[str, str]:
+def _window(context) -> tuple[dt.date, dt.date]:
     days = partition_dates(context)
-    return {"first": days[0].isoformat(), "last": days[-1].isoformat()}
-
-
-def _rows(warehouse: Warehouse, table: str, window: dict[str, str]) -> pd.DataFrame:
-    return read_frame(
-        warehouse.get_engine(),
-        f"SELECT * FROM {table} WHERE export_date BETWEEN :first AND :last",
-        window,
-    )
+    return days[0], days[-1]
 
 
 def verdict_result(
@@ -111,44 +105,13 @@ def served_result(model: str, missed: list[dt.date], dates: int, what: str) -> d
 
 
 def ledger_result(
-    warehouse: Warehouse, table: str, window: dict[str, str], stored: pd.Series
+    warehouse: Warehouse, table: str, window: tuple[dt.date, dt.date], stored: pd.Series
 ) -> dg.AssetCheckResult:
     """Per file: raw = clean + duplicates + conflicts + quarantined, and the ledger's clean,
     conflict and quarantined counts are the rows really stored (`stored`: clean rows per source
-    file) and quarantined."""
-    engine = warehouse.get_engine()
-    params = {**window, "table": table}
-    ledger = read_frame(
-        engine,
-        "SELECT * FROM ops_ingest_ledger "
-        "WHERE table_name = :table AND export_date BETWEEN :first AND :last",
-        params,
-    ).set_index("source_file")
-    quarantined = read_frame(
-        engine,
-        "SELECT source_file, COUNT(*) AS n FROM ops_quarantine WHERE table_name = :table "
-        "AND export_date BETWEEN :first AND :last GROUP BY source_file",
-        params,
-    ).set_index("source_file")["n"]
-    files = ledger.index.union(stored.index).union(quarantined.index)
-    ledger = ledger.reindex(files)
-    report = pd.DataFrame(
-        {
-            "raw": ledger["raw_rows"],
-            "clean": ledger["clean_rows"],
-            "duplicates": ledger["duplicate_rows"],
-            "quarantined": ledger["quarantined_rows"],
-            "conflicts": ledger["conflict_rows"],
-            "clean_stored": stored.reindex(files).fillna(0).astype(int),
-            "in_quarantine": quarantined.reindex(files).fillna(0).astype(int),
-        }
-    )
-    adds_up = report["raw"] == (
-        report["clean"] + report["duplicates"] + report["conflicts"] + report["quarantined"]
-    )
-    stored_ok = report["clean"] == report["clean_stored"]
-    quarantine_ok = report["quarantined"] + report["conflicts"] == report["in_quarantine"]
-    bad = report[~(adds_up & stored_ok & quarantine_ok)].reset_index(names="file")
+    file) and quarantined (`warehouse/ledger.py`)."""
+    report = ledger_report(warehouse.get_engine(), table, *window, stored)
+    bad = report[~report["adds_up"]].drop(columns="adds_up").reset_index(names="file")
     return dg.AssetCheckResult(
         passed=bad.empty,
         severity=dg.AssetCheckSeverity.ERROR,
@@ -164,42 +127,74 @@ def ledger_result(
     )
 
 
+RowReader = Callable[[dg.AssetCheckExecutionContext, Warehouse, Lake], pd.DataFrame]
+
+
+def suite_checks(
+    key: dg.AssetKey,
+    suite: str,
+    rows: RowReader,
+    blocking_description: str,
+    warnings_description: str | None = None,
+    prefix: str = "",
+) -> list[dg.AssetChecksDefinition]:
+    """The Great Expectations suites of one table (`warehouse/quality.py`) as checks of the
+    asset `key` over the rows `rows` reads for the partitions checked: `<prefix>valid`, the
+    blocking suite (its failed verdicts hold downstream dates, `assets/gates.py`), and, with a
+    `warnings_description`, `<prefix>looks_normal`, the warning suite."""
+
+    @dg.asset_check(
+        asset=key,
+        name=f"{prefix}{VALID}",
+        blocking=True,
+        partitions_def=daily_partitions,
+        description=blocking_description,
+    )
+    def valid(
+        context: dg.AssetCheckExecutionContext, warehouse: Warehouse, lake: Lake
+    ) -> dg.AssetCheckResult:
+        verdict = quality.validate(suite, rows(context, warehouse, lake), blocking=True)
+        return recorded(context, warehouse, verdict_result(verdict, dg.AssetCheckSeverity.ERROR))
+
+    if warnings_description is None:
+        return [valid]
+
+    @dg.asset_check(
+        asset=key,
+        name=f"{prefix}{LOOKS_NORMAL}",
+        blocking=False,
+        partitions_def=daily_partitions,
+        description=warnings_description,
+    )
+    def looks_normal(
+        context: dg.AssetCheckExecutionContext, warehouse: Warehouse, lake: Lake
+    ) -> dg.AssetCheckResult:
+        verdict = quality.validate(suite, rows(context, warehouse, lake), blocking=False)
+        return verdict_result(verdict, dg.AssetCheckSeverity.WARN)
+
+    return [valid, looks_normal]
+
+
+def _table_rows(table: str) -> RowReader:
+    """The rows of a warehouse table dated in the partitions checked."""
+    return lambda context, warehouse, lake: read_dates(
+        warehouse.get_engine(), table, *_window(context)
+    )
+
+
 def build_checks(table: str) -> list[dg.AssetChecksDefinition]:
     key = dg.AssetKey(["clean", CLEAN_ASSETS[table]])
     clean_table = CLEAN_TABLE[table]
 
-    @dg.asset_check(
-        asset=key,
-        name=VALID,
-        blocking=True,
-        partitions_def=daily_partitions,
-        description=(
-            f"Great Expectations suite `{clean_table}_blocking`: one row per key and export "
-            "date. Rules one row can break are the door's: the row is quarantined with its reason."
-        ),
+    gx = suite_checks(
+        key,
+        clean_table,
+        _table_rows(clean_table),
+        f"Great Expectations suite `{clean_table}_blocking`: one row per key and export "
+        "date. Rules one row can break are the door's: the row is quarantined with its reason.",
+        f"Great Expectations suite `{clean_table}_warnings`: odd but possible values a "
+        "person should look at.",
     )
-    def valid(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
-        rows = _rows(warehouse, clean_table, _window(context))
-        verdict = quality.validate(clean_table, rows, blocking=True)
-        return recorded(context, warehouse, verdict_result(verdict, dg.AssetCheckSeverity.ERROR))
-
-    @dg.asset_check(
-        asset=key,
-        name=LOOKS_NORMAL,
-        blocking=False,
-        partitions_def=daily_partitions,
-        description=(
-            f"Great Expectations suite `{clean_table}_warnings`: odd but possible values a "
-            "person should look at."
-        ),
-    )
-    def looks_normal(
-        context: dg.AssetCheckExecutionContext, warehouse: Warehouse
-    ) -> dg.AssetCheckResult:
-        rows = _rows(warehouse, clean_table, _window(context))
-        return verdict_result(
-            quality.validate(clean_table, rows, blocking=False), dg.AssetCheckSeverity.WARN
-        )
 
     @dg.asset_check(
         asset=key,
@@ -215,15 +210,10 @@ def build_checks(table: str) -> list[dg.AssetChecksDefinition]:
         context: dg.AssetCheckExecutionContext, warehouse: Warehouse
     ) -> dg.AssetCheckResult:
         window = _window(context)
-        in_table = read_frame(
-            warehouse.get_engine(),
-            f"SELECT source_file, COUNT(*) AS n FROM {clean_table} "
-            "WHERE export_date BETWEEN :first AND :last GROUP BY source_file",
-            window,
-        ).set_index("source_file")["n"]
-        return recorded(context, warehouse, ledger_result(warehouse, table, window, in_table))
+        stored = stored_per_file(warehouse.get_engine(), clean_table, *window)
+        return recorded(context, warehouse, ledger_result(warehouse, table, window, stored))
 
-    return [valid, looks_normal, ledger_adds_up]
+    return [*gx, ledger_adds_up]
 
 
 clean_checks = [check for table in CLEAN_ASSETS for check in build_checks(table)]
@@ -233,21 +223,13 @@ EVENTS_KEY = dg.AssetKey(["clean", "events"])
 EVENT_COLUMNS = ["event_id", "ts", "platform", "session_key", "viewer_key", "type"]
 
 
-@dg.asset_check(
-    asset=EVENTS_KEY,
-    name=VALID,
-    blocking=True,
-    partitions_def=daily_partitions,
-    description="Great Expectations suite `events_blocking`: unique ids, known types, pseudonyms.",
-)
-def events_valid(
+def _event_rows(
     context: dg.AssetCheckExecutionContext, warehouse: Warehouse, lake: Lake
-) -> dg.AssetCheckResult:
+) -> pd.DataFrame:
     rows = read_partition_files(lake.path, "events", partition_dates(context), EVENT_COLUMNS)
     for column in ("platform", "session_key", "viewer_key", "type"):
         rows[column] = rows[column].astype(str)
-    verdict = quality.validate("events", rows, blocking=True)
-    return recorded(context, warehouse, verdict_result(verdict, dg.AssetCheckSeverity.ERROR))
+    return rows
 
 
 @dg.asset_check(
@@ -269,7 +251,15 @@ def events_ledger(
     return recorded(context, warehouse, result)
 
 
-clean_checks += [events_valid, events_ledger]
+clean_checks += [
+    *suite_checks(
+        EVENTS_KEY,
+        "events",
+        _event_rows,
+        "Great Expectations suite `events_blocking`: unique ids, known types, pseudonyms.",
+    ),
+    events_ledger,
+]
 
 
 # Tables derived from the clean exports (restated as of a date, one row per key), per asset:
@@ -283,42 +273,16 @@ DERIVED_ASSETS = {
 
 
 def build_derived_checks(asset: str, table: str, warns: bool) -> list[dg.AssetChecksDefinition]:
-    key = dg.AssetKey(["clean", asset])
     # An asset writing two tables gets one check of each kind per table.
     prefix = "" if len(DERIVED_ASSETS[asset]) == 1 else f"{table.removeprefix('clean_')}_"
-
-    def restated_rows(context, warehouse: Warehouse) -> pd.DataFrame:
-        return read_frame(
-            warehouse.get_engine(),
-            f"SELECT * FROM {table} WHERE as_of_date BETWEEN :first AND :last",
-            _window(context),
-        )
-
-    @dg.asset_check(
-        asset=key,
-        name=f"{prefix}{VALID}",
-        blocking=True,
-        partitions_def=daily_partitions,
-        description=f"Great Expectations suite `{table}_blocking` on the rows restated.",
+    return suite_checks(
+        dg.AssetKey(["clean", asset]),
+        table,
+        _table_rows(table),
+        f"Great Expectations suite `{table}_blocking` on the rows restated.",
+        f"Great Expectations suite `{table}_warnings` on the rows restated." if warns else None,
+        prefix=prefix,
     )
-    def valid(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
-        verdict = quality.validate(table, restated_rows(context, warehouse), blocking=True)
-        return recorded(context, warehouse, verdict_result(verdict, dg.AssetCheckSeverity.ERROR))
-
-    @dg.asset_check(
-        asset=key,
-        name=f"{prefix}{LOOKS_NORMAL}",
-        blocking=False,
-        partitions_def=daily_partitions,
-        description=f"Great Expectations suite `{table}_warnings` on the rows restated.",
-    )
-    def looks_normal(
-        context: dg.AssetCheckExecutionContext, warehouse: Warehouse
-    ) -> dg.AssetCheckResult:
-        verdict = quality.validate(table, restated_rows(context, warehouse), blocking=False)
-        return verdict_result(verdict, dg.AssetCheckSeverity.WARN)
-
-    return [valid, looks_normal] if warns else [valid]
 
 
 clean_checks += [
@@ -334,12 +298,6 @@ PLATFORM_GMV_AGREES = "platform_gmv_agrees"
 KPI_IN_RANGE = "kpi_in_range"
 
 
-def _scorecard(warehouse: Warehouse, where: str, params: dict) -> pd.DataFrame:
-    return read_frame(
-        warehouse.get_engine(), f"SELECT * FROM session_scorecard WHERE {where}", params
-    )
-
-
 @dg.asset_check(
     asset=SCORECARD_KEY,
     name=PLATFORM_GMV_AGREES,
@@ -353,7 +311,7 @@ def _scorecard(warehouse: Warehouse, where: str, params: dict) -> pd.DataFrame:
 def platform_gmv_agrees(
     context: dg.AssetCheckExecutionContext, warehouse: Warehouse
 ) -> dg.AssetCheckResult:
-    card = _scorecard(warehouse, "as_of_date BETWEEN :first AND :last", _window(context))
+    card = read_dates(warehouse.get_engine(), "session_scorecard", *_window(context))
     off = scorecard.gmv_disagreements(card)
     return dg.AssetCheckResult(
         passed=off.empty,
@@ -385,8 +343,7 @@ def kpi_in_range(
     context: dg.AssetCheckExecutionContext, warehouse: Warehouse
 ) -> dg.AssetCheckResult:
     days = partition_dates(context)
-    start = (days[0] - dt.timedelta(days=29)).isoformat()
-    card = _scorecard(warehouse, "start_time >= :start", {"start": start})
+    card = scorecard.cards_since(warehouse.get_engine(), days[0] - dt.timedelta(days=29))
     anomalies = scorecard.kpi_anomalies(card, days)
     return dg.AssetCheckResult(
         passed=anomalies.empty,

@@ -6,9 +6,13 @@ exact; the serving table gets yuan with two decimals.
 
 from __future__ import annotations
 
-import pandas as pd
+import datetime as dt
 
-from contract.localtime import local_day
+import pandas as pd
+from sqlalchemy import Engine
+
+from contract.localtime import local_day, local_midnight_start_utc
+from warehouse.store import read_frame
 
 SCORECARD_COLUMNS = [
     "session_key", "platform", "room_id", "host_id", "plan_id", "start_time", "end_time",
@@ -153,3 +157,13 @@ def kpi_anomalies(
                 ):
                     out.append((platform, room, day, metric, round(value, 4), round(typical, 4)))
     return pd.DataFrame(out, columns=["platform", "room_id", "day", "metric", "value", "typical"])
+
+
+def cards_since(engine: Engine, first_day: dt.date) -> pd.DataFrame:
+    """`session_scorecard` rows of the sessions started on or after local midnight of
+    `first_day` (the history a room's KPIs are judged against)."""
+    return read_frame(
+        engine,
+        "SELECT * FROM session_scorecard WHERE start_time >= :start",
+        {"start": local_midnight_start_utc(first_day)},
+    )

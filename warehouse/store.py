@@ -291,6 +291,18 @@ def read_frame(engine: Engine, query, params: dict | None = None) -> pd.DataFram
         return pd.read_sql(query, conn, params=params)
 
 
+def read_dates(
+    engine: Engine, table: str, first: dt.date, last: dt.date, columns: Sequence[str] = ()
+) -> pd.DataFrame:
+    """The rows of `table` dated `first` … `last` (local dates, inclusive) by its partition
+    column: `export_date` for the clean exports, `as_of_date` for tables restated as of a date.
+    `columns` narrows the columns read (all by default). Raises KeyError for an unknown table."""
+    source = metadata.tables[table]
+    date = source.c["export_date" if "export_date" in source.c else "as_of_date"]
+    chosen = [source.c[name] for name in columns] if columns else [source]
+    return read_frame(engine, select(*chosen).where(date.between(first, last)))
+
+
 def read_where_in(
     engine: Engine, table_or_view: str, column: str, values: Iterable[object]
 ) -> pd.DataFrame:
