@@ -20,7 +20,7 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	cp dagster.yaml $@
 
 demo: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
-	$(PY) -m orchestration.demo
+	$(PY) scripts/demo.py
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

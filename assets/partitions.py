@@ -13,6 +13,10 @@ daily_partitions = dg.DailyPartitionsDefinition(start_date=FIRST_DATE, timezone=
 
 # A backfill over many days runs as one run per asset: the asset body handles the whole window.
 single_run = dg.BackfillPolicy.single_run()
+# The tags of a run over a range of partitions (how a single-run backfill, the sensor and
+# `make run` say which dates a run covers).
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
 
 
 def partition_dates(context: dg.AssetExecutionContext) -> list[dt.date]:

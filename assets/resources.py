@@ -19,16 +19,21 @@ def _engine(url: str) -> Engine:
     return engine
 
 
-class LandingZone(dg.ConfigurableResource):
-    """The folder where the platforms' exports, the events and the plans land every night, and
-    the platforms this deployment sells on (comma-separated): only theirs are waited for."""
+class Folder(dg.ConfigurableResource):
+    """A folder the assets read or write, at `root`."""
 
     root: str
-    platforms: str = ",".join(KNOWN_PLATFORMS)
 
     @property
     def path(self) -> Path:
         return Path(self.root)
+
+
+class LandingZone(Folder):
+    """The folder where the platforms' exports, the events and the plans land every night, and
+    the platforms this deployment sells on (comma-separated): only theirs are waited for."""
+
+    platforms: str = ",".join(KNOWN_PLATFORMS)
 
     @property
     def platform_list(self) -> tuple[str, ...]:
@@ -44,14 +49,8 @@ class Warehouse(dg.ConfigurableResource):
         return _engine(self.url)
 
 
-class Lake(dg.ConfigurableResource):
-    """The folder of Parquet files beside the warehouse (event-level data)."""
-
-    root: str
-
-    @property
-    def path(self) -> Path:
-        return Path(self.root)
+class Lake(Folder):
+    """The folder of Parquet files beside the warehouse (event-level data, features)."""
 
 
 class Pseudonymizer(dg.ConfigurableResource):
@@ -60,10 +59,9 @@ class Pseudonymizer(dg.ConfigurableResource):
     secret: str
 
 
-class ModelStore(dg.ConfigurableResource):
+class ModelStore(Folder):
     """Where trained models live, how they are backtested and when a challenger is promoted."""
 
-    root: str
     # The simulator's truth/ (oracle forecasts), compared with in backtests; empty for real data.
     truth_dir: str = ""
     backtest_windows: int = 8
@@ -79,10 +77,6 @@ class ModelStore(dg.ConfigurableResource):
     # The product ranker: boosting rounds, and the last days it is evaluated on.
     ranker_rounds: int = 300
     ranker_eval_days: int = 21
-
-    @property
-    def path(self) -> Path:
-        return Path(self.root)
 
     @property
     def truth(self) -> Path | None:

@@ -16,8 +16,8 @@ from assets.recommending import recommending_assets, recommending_checks
 from assets.resources import Lake, LandingZone, ModelStore, Pseudonymizer, Warehouse
 from assets.serving import session_scorecard
 from orchestration.sensors import build_landing_sensor
-from warehouse.ingest import DEV_VIEWER_KEY_SECRET
 from warehouse.settings import (
+    DEV_VIEWER_KEY_SECRET,
     FIRST_DATE,
     lake_dir,
     landing_dir,
@@ -25,6 +25,7 @@ from warehouse.settings import (
     parse_platforms,
     platforms_setting,
     truth_dir,
+    viewer_key_secret_is_set,
     warehouse_url,
 )
 
@@ -79,7 +80,7 @@ landing_sensor = build_landing_sensor(nightly_job, FIRST_DATE)
 
 def _secret() -> str | dg.EnvVar:
     # The secret comes from the environment in production and is then shown only by name.
-    if os.environ.get("VIEWER_KEY_SECRET"):
+    if viewer_key_secret_is_set():
         return dg.EnvVar("VIEWER_KEY_SECRET")
     return DEV_VIEWER_KEY_SECRET
 

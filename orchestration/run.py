@@ -12,13 +12,11 @@ import logging
 import dagster as dg
 import pandas as pd
 
+from assets.partitions import RANGE_END, RANGE_START
 from orchestration.definitions import NIGHTLY_JOB
 from warehouse.publications import PUBLISHED, platform_dates
 from warehouse.settings import parse_platforms, platforms_setting, warehouse_url
 from warehouse.store import make_engine
-
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
 
 
 def run_window(first: str, last: str) -> dg.ExecuteInProcessResult:

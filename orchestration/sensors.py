@@ -7,11 +7,10 @@ import json
 
 import dagster as dg
 
+from assets.partitions import RANGE_END, RANGE_START
 from assets.resources import LandingZone
 from contract.layout import landed_dates
 
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
 # A late folder can restore orphans of the dates after it: those are re-run with it.
 FOLLOWING_DAYS = 3
 

@@ -15,13 +15,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from assets.partitions import RANGE_END, RANGE_START
 from assets.resources import Lake, LandingZone, ModelStore, Pseudonymizer, Warehouse
 from orchestration.definitions import all_assets, all_checks
 from simulator import PRESETS, FaultRates, simulate
 
 SEED = 11
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
 TINY = PRESETS["tiny"]
 
 

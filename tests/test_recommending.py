@@ -21,7 +21,7 @@ from assets.recommending import (
 )
 from ml import ranker
 from ml.fans import fans_as_of, segment
-from orchestration.demo import scoring_figures
+from scripts.demo import scoring_figures
 from tests.conftest import model_store, run_assets, sqlite_url
 from warehouse import registry as model_registry
 from warehouse.store import make_engine, read_frame

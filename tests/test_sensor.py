@@ -7,6 +7,7 @@ import time
 
 import dagster as dg
 
+from assets.partitions import RANGE_END, RANGE_START
 from assets.resources import LandingZone
 from orchestration.definitions import defs
 from tests.landing_builder import write_catalog, write_day
@@ -39,8 +40,5 @@ def test_late_folder_triggers_a_rerun_of_its_date_and_the_following(tmp_path):
     late.write_bytes(b"")  # now it lands, after the nightly run
     os.utime(late, (time.time() + 5, time.time() + 5))
     result, _ = tick(root, cursor)
-    ranges = [
-        (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
-        for r in result.run_requests
-    ]
+    ranges = [(r.tags[RANGE_START], r.tags[RANGE_END]) for r in result.run_requests]
     assert ranges == [(D2, D3), (D3, D3)]

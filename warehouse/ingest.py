@@ -23,8 +23,6 @@ from warehouse.records import SchemaDriftError, UnreadableFile, read_raw
 from warehouse.schema import CLEAN_KEYS, metadata
 from warehouse.settings import first_partition_date
 
-DEV_VIEWER_KEY_SECRET = "dev-only-secret-not-for-production"
-
 # Landing table name -> clean table name, and the key that identifies a row within a platform.
 CLEAN_TABLE = {
     "products": "clean_products",
@@ -327,7 +325,6 @@ def _shape(rows: pd.DataFrame, platform: str, table: str, secret: str) -> pd.Dat
 
 __all__ = [
     "CLEAN_TABLE",
-    "DEV_VIEWER_KEY_SECRET",
     "CleanBatch",
     "SchemaDriftError",
     "clean_platform_exports",

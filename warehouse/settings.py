@@ -66,7 +66,19 @@ def models_dir() -> Path:
 
 
 def truth_dir() -> str:
-    """The simulator's truth/ beside the simulated landing zone: backtests compare with its
-    oracle when it is there (it is looked for when a model trains, so a landing zone simulated
-    after start-up counts). Real exports have none; TRUTH_DIR= switches it off."""
-    return os.environ.get("TRUTH_DIR", str(landing_dir().parent / "truth"))
+    """The simulator's ground truth, which backtests compare with (its oracle) when it is there:
+    `TRUTH_DIR`; by default the embedded simulation's `data/sim/truth`, and none ("") once
+    `LANDING_DIR` points at real exports, which have no truth. It is looked for when a model
+    trains, so a landing zone simulated after start-up counts."""
+    embedded = "" if os.environ.get("LANDING_DIR") else str(data_dir() / "sim" / "truth")
+    return os.environ.get("TRUTH_DIR", embedded)
+
+
+# viewer_key = HMAC-SHA256(secret, "<platform>:<viewer_id>") (landing-zone.md): the secret is
+# `VIEWER_KEY_SECRET` in production; without it, this development secret (said in the README).
+DEV_VIEWER_KEY_SECRET = "dev-only-secret-not-for-production"
+
+
+def viewer_key_secret_is_set() -> bool:
+    """Whether `VIEWER_KEY_SECRET` is set (then it reaches the resources by name only)."""
+    return bool(os.environ.get("VIEWER_KEY_SECRET"))

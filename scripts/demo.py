@@ -19,7 +19,7 @@ from orchestration.definitions import NIGHTLY_JOB
 from orchestration.run import format_report, publication_report, run_window
 from simulator import PRESETS, simulate
 from warehouse.schema import LAYERS
-from warehouse.settings import data_dir, landing_dir, warehouse_url
+from warehouse.settings import data_dir, landing_dir, truth_dir, warehouse_url
 from warehouse.store import make_engine, read_frame
 
 CONSUMER_QUERY = """SELECT platform, room_id, COUNT(*) AS sessions, ROUND(SUM(gmv), 2) AS gmv,
@@ -429,7 +429,7 @@ def main(argv: list[str] | None = None) -> None:
     report = publication_report(warehouse_url(), preset.start, preset.end)
     print(format_report(report, problems_only=True))
     print(summary(warehouse_url()))
-    print(truth_reconciliation(warehouse_url(), landing_dir().parent / "truth"))
+    print(truth_reconciliation(warehouse_url(), Path(truth_dir())))
     print(forecasting_summary(warehouse_url()))
     print(recommending_summary(warehouse_url()))
     print(scoring_figures(result))
