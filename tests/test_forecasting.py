@@ -6,18 +6,22 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+from pathlib import Path
 
+import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy import text
 
 from assets.forecasting import FEATURES_DATASET, MODEL, history_inputs
+from contract.localtime import local_day, local_midnight_start_utc
 from ml import gmv, registry
 from ml.features import build_features
 from ml.history import dated, sessions_as_of
 from tests.conftest import lake_for, model_store, run_assets, sqlite_url
 from warehouse import registry as model_registry
-from warehouse.lake import read_partition_files
+from warehouse.lake import read_partition_files, write_partition_file
 from warehouse.schema import forecast_accuracy, session_gmv_forecast
 from warehouse.store import make_engine, read_frame
 
@@ -241,3 +245,86 @@ def test_the_model_in_service_is_the_last_promoted_before_the_date(tmp_path):
     # Re-registering (a re-run trains the same version) keeps the verdict and promotion.
     model_registry.register(engine, card("v2", "2026-11-08", 0.4), "wmape", "/x", "run2")
     assert model_registry.champion_before(engine, "m", dt.date(2026, 11, 9))["version"] == "v2"
+
+
+def run_check(url: str, landing, name: str, asset: str, day: str = LAST):
+    """Run one check of the real graph alone on `day`; its evaluation."""
+    key = dg.AssetCheckKey(dg.AssetKey(asset.split("/")), name)
+    result = run_assets(landing, url, day, selection=dg.AssetSelection.checks(key))
+    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == name]
+    return evaluation
+
+
+STAMP = "%Y-%m-%d %H:%M:%S.%f"  # how SQLite stores the warehouse's timestamps
+
+
+def private_copy(url: str, tmp_path) -> str:
+    """A copy of a run's warehouse, lake and models folder, to break without harm."""
+    source = Path(url.removeprefix("sqlite:///")).parent
+    shutil.copytree(source, tmp_path / "broken")
+    return sqlite_url(tmp_path / "broken" / "w.db")
+
+
+def test_accuracy_holds_warns_when_served_forecasts_miss_far_more_than_the_backtest(
+    forecast_run, tiny_dirty, tmp_path
+):
+    landing = tiny_dirty / "landing"
+    check = ("accuracy_holds", "serving/forecast_accuracy")
+    assert run_check(forecast_run, landing, *check).passed
+    url = private_copy(forecast_run, tmp_path)
+    with make_engine(url).begin() as conn:
+        conn.execute(text("UPDATE forecast_accuracy SET actual_gmv = actual_gmv / 10"))
+    broken = run_check(url, landing, *check)
+    assert not broken.passed
+    assert broken.severity == dg.AssetCheckSeverity.WARN
+    assert broken.metadata["recent/wmape"].value > broken.metadata["limit"].value
+
+
+def test_kpi_in_range_warns_on_a_room_day_far_from_its_recent_median(
+    forecast_run, tiny_dirty, tmp_path
+):
+    landing = tiny_dirty / "landing"
+    check = ("kpi_in_range", "serving/session_scorecard")
+    quiet = "2026-11-10"  # no room-day of the tiny world is out of range on it
+    assert run_check(forecast_run, landing, *check, day=quiet).passed
+    url = private_copy(forecast_run, tmp_path)
+    card = q(url, "SELECT room_id, start_time FROM session_scorecard")
+    day = dt.date.fromisoformat(quiet)
+    room = card.loc[local_day(card["start_time"]).dt.date == day, "room_id"].iloc[0]
+    since, until = (local_midnight_start_utc(day + dt.timedelta(days=k)) for k in (0, 1))
+    with make_engine(url).begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE session_scorecard SET gmv = gmv * 10 "
+                "WHERE room_id = :r AND start_time >= :since AND start_time < :until"
+            ),
+            {"r": room, "since": since.strftime(STAMP), "until": until.strftime(STAMP)},
+        )
+    broken = run_check(url, landing, *check, day=quiet)
+    assert not broken.passed
+    assert broken.severity == dg.AssetCheckSeverity.WARN
+    assert broken.description == "1 room-day KPIs far outside their recent range"
+    assert room in broken.metadata["flagged"].value
+
+
+def test_features_stable_passes_a_steady_day_and_warns_when_the_features_jump(
+    forecast_run, tiny_dirty, tmp_path
+):
+    """On the tiny world the calendar features move every day; the check's two verdicts are
+    shown on a day made steady (the four weeks before, replayed) and the same day shifted."""
+    landing = tiny_dirty / "landing"
+    check = ("stable", "features/gmv_features")
+    url = private_copy(forecast_run, tmp_path)
+    lake = lake_for(url)
+    day = dt.date.fromisoformat(LAST)
+    before = [day - dt.timedelta(days=k) for k in range(28, 0, -1)]
+    steady = read_partition_files(lake, FEATURES_DATASET, before).assign(forecast_date=day)
+    write_partition_file(lake, FEATURES_DATASET, day, steady)
+    assert run_check(url, landing, *check).passed
+    numeric = ["planned_minutes", "n_skus", "mean_price"]
+    steady[numeric] = steady[numeric] * 50 + 1000
+    write_partition_file(lake, FEATURES_DATASET, day, steady)
+    broken = run_check(url, landing, *check)
+    assert not broken.passed
+    assert broken.severity == dg.AssetCheckSeverity.WARN
+    assert broken.description.startswith("3 features moved (PSI > 0.25)")
