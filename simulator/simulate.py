@@ -18,31 +18,40 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from contract.enums import PLATFORMS
-from contract.layout import mark_success
+from contract.dialects import BRAND_FILES, LOGICAL_FIELDS
+from contract.enums import CATEGORIES, EVENT_TYPES, PLAN_DAYS, PLATFORMS
+from contract.layout import folder, mark_success
 from contract.localtime import LOCAL_OFFSET_MS, LOCAL_OFFSET_TEXT, LOCAL_TIMEZONE
 from simulator.behaviour import (
     COMMENTS,
-    EVENT_TYPES,
+    EVENT_CODE,
     MINUTE_MS,
     PAY_RATE,
     Lineup,
     SessionPlan,
+    expected_viewers,
     oracle_gmv,
     peak_online,
     run_session,
 )
 from simulator.config import Preset
 from simulator.landing import EventParts, FaultLog, write_platform_export
-from simulator.world import BRAND, CATEGORIES, STREETS, Room, World, build_world, promotion_effect
+from simulator.world import (
+    BRAND,
+    OS_NAMES,
+    STREETS,
+    Room,
+    World,
+    build_world,
+    promotion_effect,
+)
 
 log = logging.getLogger("simulator")
 
 DAY_MS = 86_400_000
-PLAN_HORIZON = 7
+BOT_COMMENT = COMMENTS.index("666")  # what a bot comments
 REFUND_REASONS = ("七天无理由退货", "商品破损", "价格保护", "不想要了", "发错货", "质量问题")
 TEST_TITLES = ("测试直播-勿下单", "Test stream 推流测试", "test")
-OS_NAMES = ("android", "ios", "harmonyos")
 ID_STYLES = {
     "session": {
         "douyin": lambda k: f"73{k * 7919 + 10**15:017d}",
@@ -60,6 +69,24 @@ ID_STYLES = {
         "jd": lambda k: f"{5 * 10**9 + k}",
     },
 }
+
+
+def field_names(table: str) -> list[str]:
+    """The contract's logical field names of `table`, in its order."""
+    return [f.name for f in LOGICAL_FIELDS[table]]
+
+
+def write_brand_file(landing: Path, table: str, day: dt.date, rows: list[dict] | dict) -> Path:
+    """Write a brand file (catalogue, plan) of `day`, its columns those of the contract; return
+    its folder."""
+    path = landing / BRAND_FILES[table].format(date=day.isoformat())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(rows, columns=field_names(table))
+    frame.to_csv(path, index=False, lineterminator="\n")
+    return path.parent
+
+
+ORDER_FIELDS = field_names("orders")
 
 
 def local_midnight_ms(day: dt.date) -> int:
@@ -146,7 +173,7 @@ class Simulation:
     def make_plans(self) -> None:
         """Every room's planned sessions over the window and a week beyond."""
         days = [
-            self.preset.start + dt.timedelta(days=i) for i in range(self.preset.days + PLAN_HORIZON)
+            self.preset.start + dt.timedelta(days=i) for i in range(self.preset.days + PLAN_DAYS)
         ]
         for day in days:
             for room in self.world.rooms:
@@ -180,8 +207,6 @@ class Simulation:
                             day.toordinal() - int(self.rng.integers(1, 7))
                         )
                     host_final, lineup_final = plan.version_at(day)
-                    from simulator.behaviour import expected_viewers
-
                     mu = expected_viewers(
                         self.world, SessionPlan(room, host_final, day, start, minutes, lineup_final)
                     )
@@ -354,8 +379,8 @@ class Simulation:
             "peak_online": peak_online(outcome.enter_ms, outcome.leave_ms),
             "avg_watch_s": round(float(watch.mean()) if n else 0.0, 1),
             "new_followers": outcome.new_followers,
-            "comments": int((outcome.events["type"] == 2).sum()),
-            "likes": int((outcome.events["type"] == 3).sum()),
+            "comments": int((outcome.events["type"] == EVENT_CODE["comment"]).sum()),
+            "likes": int((outcome.events["type"] == EVENT_CODE["like"]).sum()),
         }
         self.make_orders(session, outcome)
         self.emit_events(session, outcome)
@@ -529,11 +554,12 @@ class Simulation:
                 [client[:-1], ['{"os":"android","app_version":"4.9.0"}', client[-1]]]
             ).astype(object)
             ts = np.concatenate([ts, b_start + np.sort(rng.integers(0, 3 * MINUTE_MS, k))])
-            typ = np.concatenate([typ, rng.choice([3, 6, 2], k, p=[0.6, 0.3, 0.1])])
+            like, click, comment = (EVENT_CODE[t] for t in ("like", "product_click", "comment"))
+            typ = np.concatenate([typ, rng.choice([like, click, comment], k, p=[0.6, 0.3, 0.1])])
             viewer = np.concatenate([viewer, np.full(k, bot_pos)])
             product = np.concatenate([product, rng.integers(0, len(session.lineup.product), k)])
-            product[-k:][typ[-k:] != 6] = -1
-            text = np.concatenate([text, np.where(typ[-k:] == 2, 6, -1)])
+            product[-k:][typ[-k:] != click] = -1
+            text = np.concatenate([text, np.where(typ[-k:] == comment, BOT_COMMENT, -1)])
             self.faults.add(
                 "bot_viewer", f"events/{local_date(b_start)}", None, bot_id.strip('"'), session.key
             )
@@ -618,7 +644,7 @@ class Simulation:
         for platform in PLATFORMS:
             late = self.rng.random() < self.rates.late_folder
             landed = landed_at + (int(self.rng.integers(1, 4)) * DAY_MS if late else 0)
-            folder = self.landing / platform / day.isoformat()
+            path = folder(self.landing, platform, day)
             self.write_sessions(platform, day)
             self.write_orders(platform, day)
             self.write_refunds(platform, day)
@@ -638,7 +664,7 @@ class Simulation:
                 }
             )
             if landed <= self.as_of_ms:
-                mark_success(folder)
+                mark_success(path)
 
     def session_row(self, session: Session, kind: str, day: dt.date) -> dict:
         cut = local_midnight_ms(day + dt.timedelta(days=1))
@@ -676,28 +702,7 @@ class Simulation:
             else []
             for _, k in todo
         ]
-        cols = [
-            f
-            for f in (
-                "session_id",
-                "room_id",
-                "room_name",
-                "host_id",
-                "title",
-                "start_time",
-                "end_time",
-                "viewers",
-                "views",
-                "peak_online",
-                "avg_watch_s",
-                "new_followers",
-                "comments",
-                "likes",
-                "gmv",
-                "orders",
-            )
-        ]
-        frame = pd.DataFrame(rows, columns=cols)
+        frame = pd.DataFrame(rows, columns=field_names("sessions"))
         self._write(platform, "sessions", day, frame, tags)
         lineup_rows = []
         cat = self.world.catalogue
@@ -715,18 +720,7 @@ class Simulation:
                         "stock": int(lu.stock[i]),
                     }
                 )
-        frame = pd.DataFrame(
-            lineup_rows,
-            columns=[
-                "session_id",
-                "sku",
-                "listed_at",
-                "live_price",
-                "strike_price",
-                "coupon",
-                "stock",
-            ],
-        )
+        frame = pd.DataFrame(lineup_rows, columns=field_names("lineup"))
         frame["coupon"] = frame["coupon"].astype("Int64")
         self._write(platform, "lineup", day, frame, None)
 
@@ -743,45 +737,15 @@ class Simulation:
             status = [s for ts, s in line["timeline"] if ts < cut][-1]
             rows.append(
                 {
-                    **{
-                        k: line[k]
-                        for k in (
-                            "order_id",
-                            "session_id",
-                            "sku",
-                            "buyer_id",
-                            "phone",
-                            "province",
-                            "city",
-                            "address",
-                            "quantity",
-                            "unit_price",
-                            "paid",
-                        )
-                    },
+                    **{k: line[k] for k in ORDER_FIELDS if k in line},  # as the line keeps it
                     "created_at": line["created_ms"],
                     "paid_at": line["paid_ms"] if 0 <= line["paid_ms"] < cut else None,
                     "status": status,
                 }
             )
             tags.append([(e["fault"], "held back from its creation folder")] if e["fault"] else [])
-        cols = [
-            "order_id",
-            "session_id",
-            "sku",
-            "buyer_id",
-            "phone",
-            "province",
-            "city",
-            "address",
-            "quantity",
-            "unit_price",
-            "paid",
-            "created_at",
-            "paid_at",
-            "status",
-        ]
-        self._write(platform, "orders", day, pd.DataFrame(rows, columns=cols), tags)
+        frame = pd.DataFrame(rows, columns=field_names("orders"))
+        self._write(platform, "orders", day, frame, tags)
 
     def write_refunds(self, platform: str, day: dt.date) -> None:
         rows = [
@@ -795,15 +759,8 @@ class Simulation:
             for r in self.refund_exports.get(day, [])
             if r["platform"] == platform
         ]
-        self._write(
-            platform,
-            "refunds",
-            day,
-            pd.DataFrame(
-                rows, columns=["refund_id", "order_id", "amount", "refunded_at", "reason"]
-            ),
-            None,
-        )
+        frame = pd.DataFrame(rows, columns=field_names("refunds"))
+        self._write(platform, "refunds", day, frame, None)
 
     def _write(self, platform, table, day, frame, tags) -> None:
         for c in frame.columns:
@@ -829,7 +786,7 @@ class Simulation:
     def export_plans(self, day: dt.date) -> None:
         exported_at = dt.datetime(day.year, day.month, day.day, 21, 5, tzinfo=LOCAL_TIMEZONE)
         sessions, lineups = [], []
-        for ahead in range(1, PLAN_HORIZON + 1):
+        for ahead in range(1, PLAN_DAYS + 1):
             target = day + dt.timedelta(days=ahead)
             for plan in self.plans_by_day.get(target, []):
                 if plan.cancelled_on is not None and plan.cancelled_on <= day:
@@ -862,25 +819,8 @@ class Simulation:
                             else "",
                         }
                     )
-        folder = self.landing / "plan" / day.isoformat()
-        folder.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(
-            sessions,
-            columns=[
-                "plan_id",
-                "platform",
-                "room_id",
-                "host_id",
-                "planned_start",
-                "planned_minutes",
-                "reservations",
-                "exported_at",
-            ],
-        ).to_csv(folder / "planned_sessions.csv", index=False, lineterminator="\n")
-        pd.DataFrame(lineups, columns=["plan_id", "sku", "planned_price", "coupon"]).to_csv(
-            folder / "planned_lineup.csv", index=False, lineterminator="\n"
-        )
-        mark_success(folder)
+        write_brand_file(self.landing, "planned_sessions", day, sessions)
+        mark_success(write_brand_file(self.landing, "planned_lineup", day, lineups))
 
     def export_catalogue(self, day: dt.date, first: bool) -> None:
         cat = self.world.catalogue
@@ -892,23 +832,18 @@ class Simulation:
         if not (first or changes or launching):
             return
         listed = np.array([d <= horizon for d in cat.launch_date])
-        frame = pd.DataFrame(
-            {
-                "sku": cat.sku[listed],
-                "brand": BRAND,
-                "category": cat.category[listed],
-                "subcategory": cat.subcategory[listed],
-                "list_price": [f"{v / 100:.2f}" for v in cat.list_price_fen[listed]],
-                "energy_grade": [str(g) if g else "" for g in cat.energy_grade[listed]],
-                "launch_date": [
-                    d.isoformat() for d, keep in zip(cat.launch_date, listed, strict=True) if keep
-                ],
-            }
-        )
-        folder = self.landing / "catalog" / day.isoformat()
-        folder.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(folder / "products.csv", index=False, lineterminator="\n")
-        mark_success(folder)
+        products = {
+            "sku": cat.sku[listed],
+            "brand": BRAND,
+            "category": cat.category[listed],
+            "subcategory": cat.subcategory[listed],
+            "list_price": [f"{v / 100:.2f}" for v in cat.list_price_fen[listed]],
+            "energy_grade": [str(g) if g else "" for g in cat.energy_grade[listed]],
+            "launch_date": [
+                d.isoformat() for d, keep in zip(cat.launch_date, listed, strict=True) if keep
+            ],
+        }
+        mark_success(write_brand_file(self.landing, "products", day, products))
 
     # ----------------------------------------------------------------------------- run
 
