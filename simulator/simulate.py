@@ -49,8 +49,17 @@ from simulator.world import (
 log = logging.getLogger("simulator")
 
 DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
 BOT_COMMENT = COMMENTS.index("666")  # what a bot comments
 REFUND_REASONS = ("七天无理由退货", "商品破损", "价格保护", "不想要了", "发错货", "质量问题")
+PROMO_TITLES = {(11, 11): "双11狂欢夜", (6, 18): "618年中大促"}  # (month, day) -> in the title
+CATEGORY_TITLES = {
+    "kitchen": "厨房好物",
+    "large_appliance": "大家电焕新",
+    "small_appliance": "小家电专场",
+    "personal_care": "个护精选",
+    "smart_home": "智能家居",
+}
 TEST_TITLES = ("测试直播-勿下单", "Test stream 推流测试", "test")
 ID_STYLES = {
     "session": {
@@ -143,12 +152,16 @@ class Simulation:
     def __init__(self, preset: Preset, out: Path, seed: int, as_of: dt.datetime | None = None):
         self.preset = preset
         self.rates = preset.faults
+        self.world_rates = preset.world_rates
         self.landing = out / "landing"
         self.truth = out / "truth"
         self.rng = np.random.default_rng(seed)
         self.world: World = build_world(preset, self.rng)
         self.faults = FaultLog()
-        end_of_data = local_midnight_ms(preset.end + dt.timedelta(days=1)) + 3 * 3_600_000
+        end_of_data = (
+            local_midnight_ms(preset.end + dt.timedelta(days=1))
+            + preset.world_rates.settled_h * HOUR_MS
+        )
         self.as_of_ms = int(as_of.timestamp() * 1000) if as_of else end_of_data
         self.plans: dict[str, Plan] = {}
         self.plans_by_day: dict[dt.date, list[Plan]] = defaultdict(list)
@@ -172,13 +185,14 @@ class Simulation:
 
     def make_plans(self) -> None:
         """Every room's planned sessions over the window and a week beyond."""
+        wr = self.world_rates
         days = [
             self.preset.start + dt.timedelta(days=i) for i in range(self.preset.days + PLAN_DAYS)
         ]
         for day in days:
             for room in self.world.rooms:
                 for slot_no, (hour, minute, minutes) in enumerate(room.schedule[day.weekday()]):
-                    if self.rng.random() < 0.06:  # not every slot is planned every week
+                    if self.rng.random() < wr.slot_unplanned:
                         continue
                     start = local_midnight_ms(day) + (hour * 60 + minute) * MINUTE_MS
                     plan_id = f"PL-{day:%Y%m%d}-{room.index:03d}-{slot_no}"
@@ -190,27 +204,33 @@ class Simulation:
                         day,
                         start,
                         minutes,
-                        [(day - dt.timedelta(days=30), host, lineup)],
+                        [(day - dt.timedelta(days=wr.plan_lead_days), host, lineup)],
                         0.0,
                     )
-                    if self.rng.random() < 0.1:  # an operator changes host or prices a few days out
+                    if self.rng.random() < wr.plan_revised:
                         changed = dt.date.fromordinal(
-                            day.toordinal() - int(self.rng.integers(1, 6))
+                            day.toordinal() - int(self.rng.integers(*wr.plan_revised_days))
                         )
                         new_host = (
-                            str(self.rng.choice(room.hosts)) if self.rng.random() < 0.5 else host
+                            str(self.rng.choice(room.hosts))
+                            if self.rng.random() < wr.revised_new_host
+                            else host
                         )
                         new_lineup = self.reprice(lineup, day)
                         plan.versions.append((changed, new_host, new_lineup))
-                    if self.rng.random() < 0.03:
+                    if self.rng.random() < wr.plan_cancelled:
                         plan.cancelled_on = dt.date.fromordinal(
-                            day.toordinal() - int(self.rng.integers(1, 7))
+                            day.toordinal() - int(self.rng.integers(*wr.plan_cancelled_days))
                         )
                     host_final, lineup_final = plan.version_at(day)
                     mu = expected_viewers(
                         self.world, SessionPlan(room, host_final, day, start, minutes, lineup_final)
                     )
-                    plan.reservations = mu * 0.25 * float(self.rng.lognormal(0, 0.2))
+                    plan.reservations = (
+                        mu
+                        * wr.reservations_per_viewer
+                        * float(self.rng.lognormal(0, wr.reservation_sigma))
+                    )
                     self.plans[plan_id] = plan
                     self.plans_by_day[day].append(plan)
 
@@ -218,25 +238,26 @@ class Simulation:
         cat = self.world.catalogue
         available = np.array([d <= day for d in cat.launch_date])
         weights = room.focus[cat.category_index()] * available
-        size = int(min(available.sum(), self.rng.integers(8, 21)))
+        size = int(min(available.sum(), self.rng.integers(*self.world_rates.lineup_size)))
         products = self.rng.choice(len(cat), size=size, replace=False, p=weights / weights.sum())
         return self._price(products, day)
 
     def _price(self, products: np.ndarray, day: dt.date) -> Lineup:
-        cat = self.world.catalogue
+        cat, wr, n = self.world.catalogue, self.world_rates, len(products)
         _, _, promo_disc = promotion_effect(day)
         strike = cat.list_price_fen[products]
-        disc = np.clip(self.rng.uniform(0.03, 0.25, len(products)) + promo_disc, 0, 0.6)
+        disc = np.clip(self.rng.uniform(*wr.discount, n) + promo_disc, 0, wr.max_discount)
+        # Whole yuan ending in 9 (below 100 yuan: in 0).
         live = np.maximum(
-            (strike * (1 - disc) / 100).astype(np.int64) * 100 - 100 + 100 * (strike < 10000), 900
+            (strike * (1 - disc) / 100).astype(np.int64) * 100 - 100 + 100 * (strike < 10000),
+            wr.min_live_price_fen,
         )
         live = np.minimum(live, strike)
-        coupon_face = np.array([0, 2000, 5000, 10000, 20000, 30000])
         coupon = np.where(
-            self.rng.random(len(products)) < 0.3, self.rng.choice(coupon_face[1:], len(products)), 0
+            self.rng.random(n) < wr.coupon, self.rng.choice(np.array(wr.coupon_faces_fen), n), 0
         )
-        coupon = np.where(coupon > live * 0.15, 0, coupon)
-        stock = self.rng.integers(50, 2000, len(products))
+        coupon = np.where(coupon > live * wr.coupon_max_share, 0, coupon)
+        stock = self.rng.integers(*wr.stock, n)
         return Lineup(
             products, live.astype(np.int64), strike.astype(np.int64), coupon.astype(np.int64), stock
         )
@@ -244,7 +265,8 @@ class Simulation:
     def reprice(self, lineup: Lineup, day: dt.date) -> Lineup:
         live = lineup.live_price_fen.copy()
         k = int(self.rng.integers(len(live)))
-        live[k] = max(900, int(live[k] * 0.95) // 100 * 100)
+        wr = self.world_rates
+        live[k] = max(wr.min_live_price_fen, int(live[k] * wr.revised_price) // 100 * 100)
         return Lineup(
             lineup.product, live, lineup.strike_price_fen, lineup.coupon_fen, lineup.stock
         )
@@ -257,34 +279,35 @@ class Simulation:
         return ID_STYLES[kind][platform](k)
 
     def realise_day(self, day: dt.date) -> list[Session]:
+        wr = self.world_rates
         sessions = []
         for plan in self.plans_by_day[day]:
             if plan.cancelled_on is not None:
                 continue
             host, lineup = plan.version_at(day)
-            start = plan.start_ms + int(self.rng.normal(0, 6) * MINUTE_MS)
-            minutes = int(plan.minutes * self.rng.uniform(0.9, 1.1))
+            start = plan.start_ms + int(self.rng.normal(0, wr.start_jitter_min) * MINUTE_MS)
+            minutes = int(plan.minutes * self.rng.uniform(*wr.length_factor))
             sessions.append(
                 self.play(plan.room, host, day, start, minutes, lineup, plan.plan_id, False)
             )
             plan.session_key = sessions[-1].key
         for room in self.world.rooms:
-            if self.rng.random() < 0.02:  # an unplanned session
-                start = local_midnight_ms(day) + int(self.rng.integers(9 * 60, 22 * 60)) * MINUTE_MS
+            if self.rng.random() < wr.unplanned_session:
+                start = local_midnight_ms(day) + self.minute_in(wr.unplanned_start_hours)
                 host = str(self.rng.choice(room.hosts))
+                lineup = self.make_lineup(room, day)
                 sessions.append(
-                    self.play(room, host, day, start, 90, self.make_lineup(room, day), None, False)
+                    self.play(room, host, day, start, wr.unplanned_minutes, lineup, None, False)
                 )
             if self.rng.random() < self.rates.test_session:
-                start = local_midnight_ms(day) + int(self.rng.integers(8 * 60, 9 * 60)) * MINUTE_MS
+                start = local_midnight_ms(day) + self.minute_in(wr.test_start_hours)
                 kind = int(self.rng.integers(3))
-                minutes = 3 if kind == 1 else 30
                 session = self.play(
                     room,
                     room.hosts[0],
                     day,
                     start,
-                    minutes,
+                    wr.test_minutes,  # a short test's own length is drawn by play
                     self.make_lineup(room, day),
                     None,
                     True,
@@ -293,16 +316,24 @@ class Simulation:
                 sessions.append(session)
         return sessions
 
+    def duration(self, span: tuple[int, int], unit_ms: int) -> int:
+        """A duration in ms drawn between span[0] and span[1] units (to the ms)."""
+        return int(self.rng.integers(span[0] * unit_ms, span[1] * unit_ms))
+
+    def minute_in(self, hours: tuple[int, int]) -> int:
+        """A whole minute drawn between two local hours, in ms after midnight."""
+        return int(self.rng.integers(hours[0] * 60, hours[1] * 60)) * MINUTE_MS
+
     def play(
         self, room: Room, host: str, day: dt.date, start: int, minutes: int, lineup: Lineup,
         plan_id: str | None, is_test: bool, test_kind: int = 0,
     ) -> Session:  # fmt: skip
-        platform = room.platform
+        platform, wr = room.platform, self.world_rates
         sid = self.new_id("session", platform)
         key = f"{platform}:{sid}"
         end = start + minutes * MINUTE_MS
         if is_test and test_kind == 1:
-            end = start + int(self.rng.integers(60, 280)) * 1000
+            end = start + int(self.rng.integers(*wr.short_test_s)) * 1000
         plan = SessionPlan(room, host, day, start, max(1, (end - start) // MINUTE_MS), lineup)
         outcome = None if is_test else run_session(self.world, plan, end, self.rng)
         title = (
@@ -311,7 +342,7 @@ class Simulation:
             else str(self.rng.choice(TEST_TITLES))
         )
         listed = start + self.rng.integers(
-            -10 * MINUTE_MS, max(1, (end - start) // 2), len(lineup.product)
+            -wr.listed_before_min * MINUTE_MS, max(1, (end - start) // 2), len(lineup.product)
         )
         session = Session(
             key, sid, room, host, title, start, end, lineup, listed, plan_id, is_test, {}
@@ -321,15 +352,15 @@ class Simulation:
             self.record_outcome(session, outcome)
             oracle = oracle_gmv(self.world, plan, self.rng)
         else:
-            viewers = 0 if test_kind == 2 else int(self.rng.integers(3, 30))
+            viewers = 0 if test_kind == 2 else int(self.rng.integers(*wr.test_viewers))
             session.stats = {
                 "viewers": viewers,
-                "avg_watch_s": 60.0,
-                "peak_online": min(3, viewers),
-                "views": viewers + 2,
+                "avg_watch_s": wr.test_watch_s,
+                "peak_online": min(wr.test_peak_online, viewers),
+                "views": viewers + wr.test_repeat_views,
                 "new_followers": 0,
-                "comments": 1,
-                "likes": 2,
+                "comments": wr.test_comments,
+                "likes": wr.test_likes,
             }
             self.test_orders(session)
             oracle = {}
@@ -355,19 +386,12 @@ class Simulation:
         return session
 
     def title(self, day: dt.date, lineup: Lineup) -> str:
-        promo = {(11, 11): "双11狂欢夜", (6, 18): "618年中大促"}.get((day.month, day.day), "")
+        promo = PROMO_TITLES.get((day.month, day.day), "")
         cat = CATEGORIES[
             int(np.bincount(self.world.catalogue.category_index()[lineup.product]).argmax())
         ]
-        names = {
-            "kitchen": "厨房好物",
-            "large_appliance": "大家电焕新",
-            "small_appliance": "小家电专场",
-            "personal_care": "个护精选",
-            "smart_home": "智能家居",
-        }
-        extra = ',"限时"秒杀' if self.rng.random() < 0.1 else ""
-        return f"{BRAND}{promo}{names[cat]}{extra}"
+        extra = ',"限时"秒杀' if self.rng.random() < self.world_rates.title_flash_sale else ""
+        return f"{BRAND}{promo}{CATEGORY_TITLES[cat]}{extra}"
 
     def record_outcome(self, session: Session, outcome) -> None:
         pool = self.world.pools[session.room.index]
@@ -427,24 +451,25 @@ class Simulation:
             )
 
     def test_orders(self, session: Session) -> None:
-        pool = self.world.pools[session.room.index]
-        for _ in range(int(self.rng.integers(0, 3))):
+        pool, wr = self.world.pools[session.room.index], self.world_rates
+        for _ in range(int(self.rng.integers(*wr.test_order_lines))):
             v = int(self.rng.integers(len(pool)))
             p = int(self.rng.integers(len(session.lineup.product)))
             unit = int(session.lineup.live_price_fen[p])
-            created = session.start_ms + 30_000
-            self.add_line(session, pool.ids[v], v, p, 1, unit, unit, created, created + 20_000)
+            created = session.start_ms + wr.test_order_after_s * 1000
+            paid = created + wr.test_paid_after_s * 1000
+            self.add_line(session, pool.ids[v], v, p, 1, unit, unit, created, paid)
 
     def add_line(self, session, buyer, v, p, qty, unit, paid_amount, created, paid) -> None:
-        platform = session.room.platform
+        platform, wr = session.room.platform, self.world_rates
         province, city = self.world.cities[int(self.world.pools[session.room.index].home[v])]
         timeline = [(created, "unpaid")]
         if paid >= 0:
-            shipped = paid + int(self.rng.integers(DAY_MS // 2, 2 * DAY_MS))
-            finished = shipped + int(self.rng.integers(3 * DAY_MS, 7 * DAY_MS))
+            shipped = paid + self.duration(wr.shipped_after_h, HOUR_MS)
+            finished = shipped + self.duration(wr.finished_after_days, DAY_MS)
             timeline += [(paid, "paid"), (shipped, "shipped"), (finished, "finished")]
         else:
-            timeline.append((created + 30 * MINUTE_MS, "closed"))
+            timeline.append((created + wr.unpaid_closed_after_min * MINUTE_MS, "closed"))
         line = {
             "order_id": self.new_id("order", platform),
             "session_id": session.session_id,
@@ -463,22 +488,25 @@ class Simulation:
             "timeline": timeline,
             "session_key": session.key,
         }
-        if paid >= 0 and self.rng.random() < 0.07:
+        if paid >= 0 and self.rng.random() < wr.refunded:
             self.make_refunds(line)
         session.lines.append(line)
         self.schedule_order_exports(line)
 
     def make_refunds(self, line: dict) -> None:
-        platform = line["session_key"].split(":")[0]
-        when = line["paid_ms"] + int(self.rng.integers(DAY_MS // 4, 10 * DAY_MS))
-        full = self.rng.random() < 0.7
+        platform, wr = line["session_key"].split(":")[0], self.world_rates
+        when = line["paid_ms"] + self.duration(wr.refund_after_h, HOUR_MS)
+        full = self.rng.random() < wr.refund_full
         amounts = (
-            [line["paid"]] if full else [max(1, int(line["paid"] * self.rng.uniform(0.1, 0.5)))]
+            [line["paid"]]
+            if full
+            else [max(1, int(line["paid"] * self.rng.uniform(*wr.refund_part)))]
         )
-        if not full and self.rng.random() < 0.2:
-            amounts.append(max(1, int((line["paid"] - amounts[0]) * self.rng.uniform(0.1, 0.5))))
+        if not full and self.rng.random() < wr.second_refund:
+            left = line["paid"] - amounts[0]
+            amounts.append(max(1, int(left * self.rng.uniform(*wr.refund_part))))
         for i, amount in enumerate(amounts):
-            at = when + i * int(self.rng.integers(DAY_MS // 2, 3 * DAY_MS))
+            at = when + i * self.duration(wr.second_refund_after_h, HOUR_MS)
             refund = {
                 "refund_id": self.new_id("refund", platform),
                 "order_id": line["order_id"],
@@ -521,7 +549,7 @@ class Simulation:
         ev = outcome.events
         platform = session.room.platform
         pool = self.world.pools[session.room.index]
-        rates, rng = self.rates, self.rng
+        rates, wr, rng = self.rates, self.world_rates, self.rng
         n = len(ev["ts"])
         ids = np.array(pool.ids, dtype=object)[outcome.viewers]
         viewer_json = np.array([f'"{v}"' for v in ids] + ["null"], dtype=object)
@@ -543,19 +571,19 @@ class Simulation:
         )
         # Bots: a viewer that fires hundreds of events a minute.
         if rng.random() < rates.bot_session:
-            k = int(rng.integers(300, 900))
-            b_start = session.start_ms + int(
-                rng.integers(0, max(1, session.end_ms - session.start_ms - 5 * MINUTE_MS))
-            )
+            k = int(rng.integers(*wr.bot_events))
+            latest = session.end_ms - session.start_ms - wr.bot_start_margin_min * MINUTE_MS
+            b_start = session.start_ms + int(rng.integers(0, max(1, latest)))
             bot_pos = len(viewer_json) - 1  # the bot has its own id and client
             bot_id = f'"bot{int(rng.integers(10**8, 10**9))}"'
             viewer_json = np.concatenate([viewer_json[:-1], [bot_id, "null"]]).astype(object)
             client = np.concatenate(
                 [client[:-1], ['{"os":"android","app_version":"4.9.0"}', client[-1]]]
             ).astype(object)
-            ts = np.concatenate([ts, b_start + np.sort(rng.integers(0, 3 * MINUTE_MS, k))])
+            burst = np.sort(rng.integers(0, wr.bot_burst_min * MINUTE_MS, k))
+            ts = np.concatenate([ts, b_start + burst])
             like, click, comment = (EVENT_CODE[t] for t in ("like", "product_click", "comment"))
-            typ = np.concatenate([typ, rng.choice([like, click, comment], k, p=[0.6, 0.3, 0.1])])
+            typ = np.concatenate([typ, rng.choice([like, click, comment], k, p=wr.bot_event_mix)])
             viewer = np.concatenate([viewer, np.full(k, bot_pos)])
             product = np.concatenate([product, rng.integers(0, len(session.lineup.product), k)])
             product[-k:][typ[-k:] != click] = -1
@@ -568,8 +596,8 @@ class Simulation:
         u = rng.random((n, 4))
         oow = u[:, 0] < rates.event_out_of_window
         ts = ts.copy()
-        shift = rng.integers(15, 90, oow.sum()) * MINUTE_MS
-        early = u[oow, 1] < 0.5
+        shift = rng.integers(*wr.out_of_window_min, oow.sum()) * MINUTE_MS
+        early = u[oow, 1] < wr.out_of_window_early
         ts[oow] = np.where(early, session.start_ms - shift, session.end_ms + shift)
         fault[oow] = "event_out_of_window"
         type_names = np.array([*EVENT_TYPES, "gift_sent"], dtype=object)
@@ -615,7 +643,9 @@ class Simulation:
             )
         ]
         day_of = (ts + LOCAL_OFFSET_MS) // DAY_MS
-        lateness = np.where(rng.random(n) < rates.event_late, rng.integers(1, 3, n), 0)
+        lateness = np.where(
+            rng.random(n) < rates.event_late, rng.integers(*wr.event_late_days, n), 0
+        )
         dup = rng.random(n) < rates.event_duplicate
         folder_day = day_of + lateness
         epoch = dt.date(1970, 1, 1)
@@ -637,13 +667,15 @@ class Simulation:
     # ----------------------------------------------------------------------------- exports
 
     def export_day(self, day: dt.date) -> None:
+        wr = self.world_rates
         landed_at = (
             local_midnight_ms(day + dt.timedelta(days=1))
-            + int(self.rng.integers(30, 110)) * MINUTE_MS
+            + int(self.rng.integers(*wr.landed_after_min)) * MINUTE_MS
         )
         for platform in PLATFORMS:
             late = self.rng.random() < self.rates.late_folder
-            landed = landed_at + (int(self.rng.integers(1, 4)) * DAY_MS if late else 0)
+            days_late = int(self.rng.integers(*wr.late_folder_days)) if late else 0
+            landed = landed_at + days_late * DAY_MS
             path = folder(self.landing, platform, day)
             self.write_sessions(platform, day)
             self.write_orders(platform, day)
@@ -675,8 +707,8 @@ class Simulation:
             stats = {k: (int(v * share) if isinstance(v, int) else v) for k, v in stats.items()}
             end = None
         if kind == "revised":
-            stats["views"] = int(stats["views"] * 1.03) + 1
-            stats["likes"] = int(stats["likes"] * 1.05) + 1
+            stats["views"] = int(stats["views"] * self.world_rates.revised_views) + 1
+            stats["likes"] = int(stats["likes"] * self.world_rates.revised_likes) + 1
         paid = [ln for ln in session.lines if 0 <= ln["paid_ms"] <= cut]
         return {
             "session_id": session.session_id,
@@ -784,7 +816,9 @@ class Simulation:
         mark_success(self.event_parts.folder)
 
     def export_plans(self, day: dt.date) -> None:
-        exported_at = dt.datetime(day.year, day.month, day.day, 21, 5, tzinfo=LOCAL_TIMEZONE)
+        wr = self.world_rates
+        hour, minute = wr.plan_exported_at
+        exported_at = dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=LOCAL_TIMEZONE)
         sessions, lineups = [], []
         for ahead in range(1, PLAN_DAYS + 1):
             target = day + dt.timedelta(days=ahead)
@@ -792,8 +826,9 @@ class Simulation:
                 if plan.cancelled_on is not None and plan.cancelled_on <= day:
                     continue
                 host, lineup = plan.version_at(day)
-                growth = 1 - 0.12 * (ahead - 1)
-                reservations = int(plan.reservations * growth * self.rng.uniform(0.95, 1.05))
+                growth = 1 - wr.reservation_shortfall * (ahead - 1)
+                noise = self.rng.uniform(*wr.reservation_noise)
+                reservations = int(plan.reservations * growth * noise)
                 sessions.append(
                     {
                         "plan_id": plan.plan_id,
@@ -827,7 +862,7 @@ class Simulation:
         changes = cat.price_changes.get(day, [])
         for idx, fen in changes:
             cat.list_price_fen[idx] = fen
-        horizon = day + dt.timedelta(days=14)
+        horizon = day + dt.timedelta(days=self.world_rates.catalogue_lead_days)
         launching = any(d == horizon for d in cat.launch_date)
         if not (first or changes or launching):
             return
