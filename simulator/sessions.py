@@ -39,7 +39,8 @@ CATEGORY_TITLES = {
 }
 TEST_TITLES = ("测试直播-勿下单", "Test stream 推流测试", "test")
 # The kinds of test session the contract names: a test title, under 300 s, or no viewers.
-TEST_TITLED, TEST_SHORT, TEST_EMPTY = range(3)
+TEST_KINDS = range(3)
+TEST_TITLED, TEST_SHORT, TEST_EMPTY = TEST_KINDS
 ID_STYLES = {
     "session": {
         "douyin": lambda k: f"73{k * 7919 + 10**15:017d}",
@@ -111,7 +112,7 @@ class Sessions:
                 )
             if rng.random() < ctx.fault_rates.test_session:
                 start = local_midnight_ms(day) + ctx.minute_in(rates.test_start_hours)
-                kind = int(rng.integers(3))
+                kind = int(rng.integers(len(TEST_KINDS)))
                 minutes = rates.test_minutes  # a short test's own length is drawn by play
                 lineup = self.plans.lineup(room, day)
                 sessions.append(
