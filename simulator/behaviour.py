@@ -13,13 +13,21 @@ import numpy as np
 
 from contract.enums import EVENT_TYPES
 from contract.localtime import LOCAL_TIMEZONE
-from simulator.world import CATEGORIES, HOUR_EFFECT, WEEKDAY_EFFECT, Room, World, promotion_effect
+from simulator.world import (
+    HOUR_EFFECT,
+    WEEKDAY_EFFECT,
+    Room,
+    World,
+    add_viewers,
+    promotion_effect,
+)
 
 MINUTE_MS = 60_000
 PAY_RATE = 0.92  # share of orders that are paid; the rest close unpaid
 DOUBLE_QTY = 0.08  # share of lines with quantity 2
 MC_DRAWS = 400
 SESSION_SIGMA = 0.3  # session-level demand noise (log scale)
+EVENT_CODE = {name: code for code, name in enumerate(EVENT_TYPES)}  # an event's type as a code
 
 
 @dataclass
@@ -103,8 +111,6 @@ def line_value_fen(lineup: Lineup) -> np.ndarray:
 
 def sample_audience(world: World, room: Room, n: int, rng: np.random.Generator) -> np.ndarray:
     """Draw a session's viewers: mostly returning (by activity), some new to the room."""
-    from simulator.world import add_viewers
-
     pool = world.pools[room.index]
     returning = min(round(n * 0.8), len(pool))
     weights = pool.activity / pool.activity.sum()
@@ -225,17 +231,24 @@ def run_session(
     rejoin_leave = np.minimum(
         rejoin_enter + rng.integers(MINUTE_MS, 15 * MINUTE_MS, len(rv)), end_ms + 5 * MINUTE_MS
     )
+    code = EVENT_CODE
     parts = [
-        (enter, 0, np.arange(n), -1, -1),
-        (leave, 1, np.arange(n), -1, -1),
-        (rejoin_enter, 0, rv, -1, -1),
-        (rejoin_leave, 1, rv, -1, -1),
-        (within(cv, rng.random(len(cv))), 2, cv, -1, rng.integers(0, len(COMMENTS), len(cv))),
-        (within(lv, rng.random(len(lv))), 3, lv, -1, -1),
-        (within(fv, rng.random(len(fv))), 4, fv, -1, -1),
-        (within(sv, rng.random(len(sv))), 5, sv, -1, -1),
-        (click_ts, 6, vi, pj, -1),
-        (cart_ts, 7, vi[cart_sel], pj[cart_sel], -1),
+        (enter, code["enter"], np.arange(n), -1, -1),
+        (leave, code["leave"], np.arange(n), -1, -1),
+        (rejoin_enter, code["enter"], rv, -1, -1),
+        (rejoin_leave, code["leave"], rv, -1, -1),
+        (
+            within(cv, rng.random(len(cv))),
+            code["comment"],
+            cv,
+            -1,
+            rng.integers(0, len(COMMENTS), len(cv)),
+        ),
+        (within(lv, rng.random(len(lv))), code["like"], lv, -1, -1),
+        (within(fv, rng.random(len(fv))), code["follow"], fv, -1, -1),
+        (within(sv, rng.random(len(sv))), code["share"], sv, -1, -1),
+        (click_ts, code["product_click"], vi, pj, -1),
+        (cart_ts, code["add_to_cart"], vi[cart_sel], pj[cart_sel], -1),
     ]
     events = _stack_events(parts)
     order_rows = np.nonzero(cart_sel)[0][buy_sel]
@@ -288,6 +301,3 @@ def peak_online(enter: np.ndarray, leave: np.ndarray) -> int:
     deltas = np.concatenate([np.ones(len(enter), int), -np.ones(len(leave), int)])
     order = np.lexsort((deltas, times))
     return int(np.cumsum(deltas[order]).max())
-
-
-__all__ = ["CATEGORIES", "EVENT_TYPES"]

@@ -1,4 +1,4 @@
-"""Presets and fault rates of the landing-zone simulator."""
+"""Presets, fault rates and world rates of the landing-zone simulator."""
 
 from __future__ import annotations
 
@@ -58,6 +58,84 @@ class FaultRates:
 
 
 @dataclass(frozen=True)
+class WorldRates:
+    """How the operators, the platforms and the buyers behave around a session (what a session
+    itself does is `behaviour.py`'s model). Each field says its unit; a pair (low, high) is
+    a range drawn uniformly, integers from low up to but not including high. How often dirt is
+    injected is `FaultRates`; the shape of some of that dirt (how late, how far) is here."""
+
+    # The plan
+    plan_lead_days: int = 30  # days: a plan's first version is written this long before its day
+    slot_unplanned: float = 0.06  # per room-slot-day: no session planned in the slot that week
+    plan_revised: float = 0.1  # per plan: an operator changes host or prices a few days out
+    plan_revised_days: tuple[int, int] = (1, 6)  # days before the session it is revised
+    revised_new_host: float = 0.5  # per revision: the host changes (a price always does)
+    revised_price: float = 0.95  # a revised product's live price, times the old one
+    plan_cancelled: float = 0.03  # per plan: cancelled
+    plan_cancelled_days: tuple[int, int] = (1, 7)  # days before the session it is cancelled
+    reservations_per_viewer: float = 0.25  # final reservations per expected viewer
+    reservation_sigma: float = 0.2  # log-normal noise of a plan's final reservations (log scale)
+    reservation_shortfall: float = 0.12  # per day ahead beyond the first: share not yet made
+    reservation_noise: tuple[float, float] = (0.95, 1.05)  # factor on each export's count
+    plan_exported_at: tuple[int, int] = (21, 5)  # local (hour, minute) the plan is exported
+    catalogue_lead_days: int = 14  # days: a product is in the catalogue this long before launch
+    # Lineups and prices
+    lineup_size: tuple[int, int] = (8, 21)  # products per lineup (fewer if fewer launched)
+    discount: tuple[float, float] = (0.03, 0.25)  # share off the list price, before promotions
+    max_discount: float = 0.6  # share off the list price, promotions included
+    min_live_price_fen: int = 900  # fen: no live price below
+    coupon: float = 0.3  # per lineup product: it has a coupon
+    coupon_faces_fen: tuple[int, ...] = (2000, 5000, 10000, 20000, 30000)  # fen, drawn uniformly
+    coupon_max_share: float = 0.15  # of the live price: a larger coupon is dropped
+    stock: tuple[int, int] = (50, 2000)  # units per lineup product
+    # Sessions
+    start_jitter_min: float = 6.0  # minutes (standard deviation) a start is off its plan
+    length_factor: tuple[float, float] = (0.9, 1.1)  # realised minutes per planned minute
+    unplanned_session: float = 0.02  # per room-day: an unplanned session
+    unplanned_start_hours: tuple[int, int] = (9, 22)  # local hours it starts in
+    unplanned_minutes: int = 90  # minutes
+    listed_before_min: int = 10  # minutes before the start a product can be listed (up to mid)
+    title_flash_sale: float = 0.1  # per title: '"限时"秒杀' at its end
+    revised_views: float = 1.03  # a re-export's views, times the first export's (plus one)
+    revised_likes: float = 1.05  # a re-export's likes, times the first export's (plus one)
+    # Test sessions (how often: FaultRates.test_session)
+    test_start_hours: tuple[int, int] = (8, 9)  # local hours it starts in
+    test_minutes: int = 30  # minutes (a short test: short_test_s)
+    short_test_s: tuple[int, int] = (60, 280)  # seconds a short test lasts
+    test_viewers: tuple[int, int] = (3, 30)  # viewers (one test kind has none)
+    test_watch_s: float = 60.0  # seconds: its average watch time
+    test_peak_online: int = 3  # viewers: its peak online (at most its viewers)
+    test_repeat_views: int = 2  # views beyond its viewers
+    test_comments: int = 1  # comments
+    test_likes: int = 2  # likes
+    test_order_lines: tuple[int, int] = (0, 3)  # order lines a test session gets
+    test_order_after_s: int = 30  # seconds after the start a test order is created
+    test_paid_after_s: int = 20  # seconds after its creation a test order is paid
+    # Orders and refunds
+    shipped_after_h: tuple[int, int] = (12, 48)  # hours from payment to shipping
+    finished_after_days: tuple[int, int] = (3, 7)  # days from shipping to finished
+    unpaid_closed_after_min: int = 30  # minutes: an unpaid order closes
+    refunded: float = 0.07  # per paid order line: refunded
+    refund_after_h: tuple[int, int] = (6, 240)  # hours from payment to the (first) refund
+    refund_full: float = 0.7  # per refunded line: the whole amount (the order closes)
+    refund_part: tuple[float, float] = (0.1, 0.5)  # share of what is left that a part refunds
+    second_refund: float = 0.2  # per part-refunded line: a second part refund
+    second_refund_after_h: tuple[int, int] = (12, 72)  # hours after the first refund
+    # Events (how often a bot comes: FaultRates.bot_session)
+    bot_events: tuple[int, int] = (300, 900)  # events a bot fires
+    bot_burst_min: int = 3  # minutes the bot's events span
+    bot_start_margin_min: int = 5  # minutes before the end the bot starts at the latest
+    bot_event_mix: tuple[float, float, float] = (0.6, 0.3, 0.1)  # likes, product clicks, comments
+    out_of_window_min: tuple[int, int] = (15, 90)  # minutes an out-of-window event is off
+    out_of_window_early: float = 0.5  # per out-of-window event: before the start (else after)
+    event_late_days: tuple[int, int] = (1, 3)  # days (folders) a late event is late
+    # Landing
+    landed_after_min: tuple[int, int] = (30, 110)  # minutes after local midnight a day lands
+    late_folder_days: tuple[int, int] = (1, 4)  # days a late platform folder is late
+    settled_h: int = 3  # hours after the last day's midnight: the default 'now' (--as-of)
+
+
+@dataclass(frozen=True)
 class Preset:
     name: str
     start: dt.date
@@ -69,6 +147,7 @@ class Preset:
     faults: FaultRates = field(default_factory=FaultRates)
     propensity_sample: int = 60  # interested viewers per session whose true propensities are kept
     events_per_part: int = 1_000_000
+    world_rates: WorldRates = field(default_factory=WorldRates)
 
     @property
     def end(self) -> dt.date:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from contract.dialects import ABSENT, DIALECTS, LOGICAL_FIELDS, serialize, to_dialect_frame
+from contract.layout import folder
 from simulator.config import FaultRates
 
 
@@ -290,7 +291,7 @@ class EventParts:
     """
 
     def __init__(self, root: Path, day: dt.date, per_part: int, faults: FaultLog):
-        self.folder = root / "events" / day.isoformat()
+        self.folder = folder(root, "events", day)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.day = day
         self.per_part = per_part

@@ -30,6 +30,7 @@ PRICE_LEVEL = {
     "smart_home": (999, 0.5),
 }
 HAS_ENERGY_GRADE = {"kitchen", "large_appliance"}
+OS_NAMES = ("android", "ios", "harmonyos")  # a viewer's phone: ViewerPool.os indexes this
 
 WEEKDAY_EFFECT = np.array([0.9, 0.88, 0.93, 0.98, 1.08, 1.25, 1.2])  # Monday first
 SLOTS = ((10, 0, 120), (14, 0, 150), (19, 30, 180), (20, 0, 210), (21, 0, 180))
@@ -168,7 +169,7 @@ def add_viewers(world: World, room: Room, count: int, rng: np.random.Generator) 
     pool.activity = np.concatenate([pool.activity, rng.gamma(0.6, 1.0, count)])
     pool.loyalty = np.concatenate([pool.loyalty, rng.beta(2, 5, count)])
     pool.home = np.concatenate([pool.home, rng.integers(0, len(world.cities), count)])
-    pool.os = np.concatenate([pool.os, rng.integers(0, 3, count)])
+    pool.os = np.concatenate([pool.os, rng.integers(0, len(OS_NAMES), count)])
     return np.arange(start, start + count)
 
 
@@ -225,9 +226,7 @@ def build_world(preset: Preset, rng: np.random.Generator) -> World:
                 )
             )
     cities = [(p, c) for p, cs in PROVINCES for c in cs]
-    world = World(
-        preset, catalogue, rooms, host_pull, {}, {"douyin": 1, "taobao": 1, "jd": 1}, cities
-    )
+    world = World(preset, catalogue, rooms, host_pull, {}, {p: 1 for p in PLATFORMS}, cities)
     for room in rooms:
         world.pools[room.index] = ViewerPool(room.platform)
         add_viewers(world, room, preset.fans_per_room, rng)
