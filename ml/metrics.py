@@ -40,3 +40,51 @@ def forecast_metrics(
             np.mean([pinball(y, low, 0.1), pinball(y, point, 0.5), pinball(y, high, 0.9)])
         )
     return out
+
+
+def ranking_metrics(
+    frame: pd.DataFrame, score: str, k: int, hit_label: int, relevant: pd.Series | None = None
+) -> dict[str, float]:
+    """NDCG@k (gains 2^label − 1, Järvelin & Kekäläinen 2002), HitRate@k, Recall@k and MAP@k of
+    `score` per `query`, averaged over the queries with a hit: a row whose graded `label` is
+    `hit_label` (a paid product). `relevant` (optional mask) narrows which of those count as
+    hits (e.g. only those the viewer had interacted with before); queries without such
+    products are left out. `{"queries": 0}` when no query has a hit."""
+    rows = frame[["query", "label", score]].copy()
+    rows["hit"] = rows["label"] == hit_label
+    if relevant is not None:
+        rows["hit"] &= relevant.to_numpy()
+    wanted = rows.groupby("query")["hit"].transform("any")
+    rows = rows[wanted]
+    if rows.empty:
+        return {"queries": 0}
+    # Ties broken by the row order (deterministic); rank 1 is the best.
+    rows = rows.sort_values(["query", score], ascending=[True, False], kind="stable")
+    rows["rank"] = rows.groupby("query").cumcount() + 1
+    top = rows["rank"] <= k
+    gain = (2.0 ** rows["label"] - 1).to_numpy()
+    discount = 1 / np.log2(rows["rank"].to_numpy() + 1)
+    dcg = pd.Series(np.where(top, gain * discount, 0.0)).groupby(rows["query"].to_numpy()).sum()
+    ideal_gain = rows.sort_values(["query", "label"], ascending=[True, False], kind="stable")
+    ideal_rank = ideal_gain.groupby("query").cumcount() + 1
+    idcg = (
+        pd.Series(
+            np.where(
+                ideal_rank <= k, (2.0 ** ideal_gain["label"] - 1) / np.log2(ideal_rank + 1), 0.0
+            )
+        )
+        .groupby(ideal_gain["query"].to_numpy())
+        .sum()
+    )
+    hits = rows["hit"] & top
+    grouped_hits = hits.groupby(rows["query"]).sum()
+    relevant_n = rows["hit"].groupby(rows["query"]).sum()
+    precision_at = (hits.groupby(rows["query"]).cumsum() / rows["rank"]).where(hits, 0.0)
+    ap = precision_at.groupby(rows["query"]).sum() / np.minimum(relevant_n, k)
+    return {
+        "queries": len(relevant_n),
+        f"ndcg@{k}": float((dcg / idcg.replace(0, np.nan)).mean()),
+        f"hitrate@{k}": float((grouped_hits > 0).mean()),
+        f"recall@{k}": float((grouped_hits / relevant_n).mean()),
+        f"map@{k}": float(ap.mean()),
+    }

@@ -27,6 +27,7 @@ from ml.fans import (
     fan_profiles,
     sums_as_of,
 )
+from ml.metrics import ranking_metrics
 
 K = 5
 LABELS = {"none": 0, "click": 1, "cart": 2, "paid": 3}
@@ -244,53 +245,6 @@ def buyer_queries(examples: pd.DataFrame) -> pd.DataFrame:
     return examples[paid == LABELS["paid"]]
 
 
-def ranking_metrics(
-    frame: pd.DataFrame, score: str, k: int = K, relevant: pd.Series | None = None
-) -> dict[str, float]:
-    """NDCG@k (gains 2^label − 1), HitRate@k, Recall@k and MAP@k of `score` per query, averaged
-    over queries with a paid product. `relevant` (optional mask) narrows which paid products
-    count as hits (e.g. only those the viewer had interacted with before); queries without such
-    products are left out."""
-    rows = frame[["query", "label", score]].copy()
-    rows["hit"] = rows["label"] == LABELS["paid"]
-    if relevant is not None:
-        rows["hit"] &= relevant.to_numpy()
-    wanted = rows.groupby("query")["hit"].transform("any")
-    rows = rows[wanted]
-    if rows.empty:
-        return {"queries": 0}
-    # Ties broken by the row order (deterministic); rank 1 is the best.
-    rows = rows.sort_values(["query", score], ascending=[True, False], kind="stable")
-    rows["rank"] = rows.groupby("query").cumcount() + 1
-    top = rows["rank"] <= k
-    gain = (2.0 ** rows["label"] - 1).to_numpy()
-    discount = 1 / np.log2(rows["rank"].to_numpy() + 1)
-    dcg = pd.Series(np.where(top, gain * discount, 0.0)).groupby(rows["query"].to_numpy()).sum()
-    ideal_gain = rows.sort_values(["query", "label"], ascending=[True, False], kind="stable")
-    ideal_rank = ideal_gain.groupby("query").cumcount() + 1
-    idcg = (
-        pd.Series(
-            np.where(
-                ideal_rank <= k, (2.0 ** ideal_gain["label"] - 1) / np.log2(ideal_rank + 1), 0.0
-            )
-        )
-        .groupby(ideal_gain["query"].to_numpy())
-        .sum()
-    )
-    hits = rows["hit"] & top
-    grouped_hits = hits.groupby(rows["query"]).sum()
-    relevant_n = rows["hit"].groupby(rows["query"]).sum()
-    precision_at = (hits.groupby(rows["query"]).cumsum() / rows["rank"]).where(hits, 0.0)
-    ap = precision_at.groupby(rows["query"]).sum() / np.minimum(relevant_n, k)
-    return {
-        "queries": len(relevant_n),
-        f"ndcg@{k}": float((dcg / idcg.replace(0, np.nan)).mean()),
-        f"hitrate@{k}": float((grouped_hits > 0).mean()),
-        f"recall@{k}": float((grouped_hits / relevant_n).mean()),
-        f"map@{k}": float(ap.mean()),
-    }
-
-
 def popularity_score(features: pd.DataFrame) -> np.ndarray:
     """Baseline: the product's paid conversion in the room over the last weeks (then clicks)."""
     return (features["r_order_rate"] + 1e-3 * features["r_click_rate"]).to_numpy()
@@ -320,7 +274,7 @@ def evaluate(
                 {
                     "scorer": name,
                     "products": subset,
-                    **ranking_metrics(frame, "score", relevant=mask),
+                    **ranking_metrics(frame, "score", K, LABELS["paid"], relevant=mask),
                 }
             )
         log(f"{name}: NDCG@{K} {rows[-3].get(f'ndcg@{K}', float('nan')):.4f}")

@@ -21,6 +21,7 @@ from assets.recommending import (
 )
 from ml import ranker
 from ml.fans import fans_as_of, segment
+from ml.metrics import ranking_metrics
 from scripts.demo import scoring_figures
 from tests.conftest import model_store, run_assets, sqlite_url
 from warehouse import registry as model_registry
@@ -238,7 +239,7 @@ def _small_training(inputs: dict) -> tuple[pd.DataFrame, np.ndarray]:
 def test_ranking_metrics_by_hand():
     # One query, three products: the paid one ranked second, the carted one first.
     frame = pd.DataFrame({"query": 0, "label": [2, 3, 0], "score": [0.9, 0.5, 0.1]})
-    metrics = ranker.ranking_metrics(frame, "score", k=2)
+    metrics = ranking_metrics(frame, "score", 2, ranker.LABELS["paid"])
     dcg = 3 / np.log2(2) + 7 / np.log2(3)
     ideal = 7 / np.log2(2) + 3 / np.log2(3)
     assert metrics["ndcg@2"] == pytest.approx(dcg / ideal)
@@ -246,4 +247,7 @@ def test_ranking_metrics_by_hand():
     assert metrics["map@2"] == pytest.approx(0.5)  # the hit is at rank 2
     # A query without a paid product is not counted.
     other = pd.DataFrame({"query": 1, "label": [1, 0], "score": [0.2, 0.3]})
-    assert ranker.ranking_metrics(pd.concat([frame, other]), "score", k=2)["queries"] == 1
+    assert (
+        ranking_metrics(pd.concat([frame, other]), "score", 2, ranker.LABELS["paid"])["queries"]
+        == 1
+    )
