@@ -1,6 +1,9 @@
 """Damage that real exports carry (landing-zone.md), one kind at a time, on files the tests
 write in every dialect: which rows are clean and with which values, which are quarantined
-with which reason and line, what the ledger counts, and the paid GMV that follows."""
+with which reason and line, what the ledger counts, and the paid GMV that follows.
+
+Longer than ~400 lines on purpose: one test per kind, in the order of the contract's table, so
+the table and its tests read side by side."""
 
 from __future__ import annotations
 

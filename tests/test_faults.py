@@ -1,4 +1,7 @@
-"""Every kind of bad input of the contract, on files the test writes, through the real graph."""
+"""Every kind of bad input of the contract, on files the test writes, through the real graph.
+
+Longer than ~400 lines on purpose: one test per kind of the contract's "What real exports do",
+each on a few files of its own through the graph."""
 
 from __future__ import annotations
 

@@ -3,6 +3,9 @@
 Layers: `clean_*` (typed exports, one row per key and export date), `ops_*` (quarantine and the
 reconciliation ledger), `serving` (the public tables of shared/contract/serving-tables.md).
 Money is integer fen in the clean layer (exact) and NUMERIC(14,2) yuan in serving tables.
+
+Longer than the house's ~400 lines on purpose: it is declarations only, and one MetaData in one
+file is the schema a reader (or a migration) compares against, layer after layer.
 """
 
 from __future__ import annotations
