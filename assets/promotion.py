@@ -54,9 +54,7 @@ def gate_result(
     champion = model_registry.champion_before(engine, name, day + dt.timedelta(days=1))
     if champion is not None and champion["version"] == candidate["version"]:
         champion = model_registry.champion_before(engine, name, day)
-    # The tolerance and coverage bounds are the deployment's (ModelStore), the metric the model's.
-    bounds = None if gate.coverage_bounds is None else (models.coverage_low, models.coverage_high)
-    rule = dataclasses.replace(gate, tolerance=models.tolerance, coverage_bounds=bounds)
+    rule = models.gate(gate)
     promote, why = registry.decide(
         json.loads(candidate["metrics"]),
         None if champion is None else json.loads(champion["metrics"]),

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 
 import dagster as dg
 from sqlalchemy import Engine
 
+from ml import gmv, ranker, registry
 from warehouse.settings import KNOWN_PLATFORMS, parse_platforms
 from warehouse.store import create_schema, make_engine
+
+_BACKTEST = gmv.BacktestConfig()
 
 
 @functools.cache
@@ -62,21 +66,30 @@ class Pseudonymizer(dg.ConfigurableResource):
 class ModelStore(Folder):
     """Where trained models live, how they are backtested and when a challenger is promoted."""
 
+    # The defaults are the models' own (`ml/`); a deployment or a test sets its values here.
+
     # The simulator's truth/ (oracle forecasts), compared with in backtests; empty for real data.
     truth_dir: str = ""
-    backtest_windows: int = 8
-    window_days: int = 14
-    min_train_days: int = 28
-    # A challenger may be at most this much worse than the champion (relative) ...
-    tolerance: float = 0.05
-    # ... and its [p10, p90] must cover between these shares of the actuals in the backtest.
-    coverage_low: float = 0.7
-    coverage_high: float = 0.9
+    # The forecaster's rolling-origin backtest (`ml.gmv.BacktestConfig`).
+    backtest_windows: int = _BACKTEST.windows
+    window_days: int = _BACKTEST.window_days
+    min_train_days: int = _BACKTEST.min_train_days
+    # A challenger may be at most this much worse than the champion (relative), both models ...
+    tolerance: float = registry.TOLERANCE
+    # ... and the forecaster's [p10, p90] must cover between these shares of the actuals.
+    coverage_low: float = gmv.GATE.coverage_bounds[0]
+    coverage_high: float = gmv.GATE.coverage_bounds[1]
     # Boosting rounds per model (tests use fewer: the mechanics, not the accuracy).
-    num_rounds: int = 500
+    num_rounds: int = gmv.NUM_ROUNDS
     # The product ranker: boosting rounds, and the last days it is evaluated on.
-    ranker_rounds: int = 300
-    ranker_eval_days: int = 21
+    ranker_rounds: int = ranker.NUM_ROUNDS
+    ranker_eval_days: int = ranker.EVAL_DAYS
+
+    def gate(self, gate: registry.Gate) -> registry.Gate:
+        """A model's promotion rule with this deployment's tolerance and coverage bounds (the
+        metric, its direction and whether coverage is bounded are the model's)."""
+        bounds = None if gate.coverage_bounds is None else (self.coverage_low, self.coverage_high)
+        return dataclasses.replace(gate, tolerance=self.tolerance, coverage_bounds=bounds)
 
     @property
     def truth(self) -> Path | None:

@@ -20,6 +20,7 @@ import pandas as pd
 
 from ml.features import CATEGORICAL, FEATURES
 from ml.metrics import forecast_metrics
+from ml.registry import Gate
 
 SEED = 7
 QUANTILES = (0.1, 0.5, 0.9)
@@ -47,6 +48,12 @@ SETTLE_DAYS = 3
 MIN_TRAINING_ROWS = 50
 MEMBERS = ("absolute", "relative")
 CALIBRATION_DAYS = 28  # split conformal: residuals of the last 4 weeks of the training window
+
+
+# Promotion: a challenger's backtest WMAPE may be worse than the champion's by the gate's
+# tolerance at most, and its [p10, p90] must cover between 70 % and 90 % of the actuals (an 80 %
+# interval, honestly calibrated). The deployment may set both (`ModelStore`).
+GATE = Gate(metric="wmape", higher_is_better=False, coverage_bounds=(0.7, 0.9))
 
 
 @dataclass

@@ -28,6 +28,7 @@ from ml.fans import (
     sums_as_of,
 )
 from ml.metrics import ranking_metrics
+from ml.registry import Gate
 
 K = 5
 LABELS = {"none": 0, "click": 1, "cart": 2, "paid": 3}
@@ -65,6 +66,9 @@ PARAMS = {
 NUM_ROUNDS = 300
 TRAIN_DAYS = 365  # the model learns from the sessions of the last year before the evaluation
 EVAL_DAYS = 21  # and is evaluated on the three weeks after those
+# Promotion: a challenger's NDCG@K may be worse than the champion's by the gate's tolerance at
+# most (the deployment may set it: `ModelStore.tolerance`).
+GATE = Gate(metric=f"ndcg@{K}", higher_is_better=True)
 
 
 def labelled_examples(

@@ -44,6 +44,9 @@ class ModelCard:
         return cls(**data)
 
 
+TOLERANCE = 0.05  # how much worse than the champion a challenger may be (relative)
+
+
 @dataclass
 class Gate:
     """Promotion rule: the challenger's `metric` may be worse than the champion's by at most
@@ -51,7 +54,7 @@ class Gate:
 
     metric: str
     higher_is_better: bool
-    tolerance: float = 0.05
+    tolerance: float = TOLERANCE
     coverage_bounds: tuple[float, float] | None = None
 
 
