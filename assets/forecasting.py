@@ -13,7 +13,6 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine
 
 from assets.checks import problems_result, served_result, verdict_result
 from assets.gates import recorded
@@ -26,16 +25,28 @@ from contract.localtime import local_midnight_utc
 from ml import gmv, registry
 from ml.drift import PSI_ALERT, drift_table
 from ml.features import FEATURES, ID_COLUMNS, NUMERIC, build_features
-from ml.history import dated, paid_increments, sessions_as_of
+from ml.history import sessions_as_of
 from ml.plots import forecasts_png
 from warehouse import quality, serving_checks
 from warehouse import registry as model_registry
+from warehouse.exported import products_exported_by
+from warehouse.forecast_inputs import history_inputs, plan_lineups_between, plans_between
+from warehouse.forecasts import (
+    accuracy_frame,
+    forecasts_made_on,
+    forecasts_planned_between,
+    half_up,
+    recent_accuracy,
+    score_forecasts,
+)
 from warehouse.lake import read_partition_files, write_partition_file
+from warehouse.matching import matched_plans
 from warehouse.publications import held_since, published_platforms
 from warehouse.schema import forecast_accuracy as accuracy_table
 from warehouse.schema import session_gmv_forecast as forecast_table
-from warehouse.settings import FIRST_DATE
-from warehouse.store import read_frame, replace_newer, write_partition
+from warehouse.scorecard import session_gmv
+from warehouse.settings import partition_days_through
+from warehouse.store import replace_newer, write_partition
 
 FEATURES_DATASET = "gmv_features"
 MODEL = "gmv_forecaster"
@@ -45,53 +56,6 @@ GATE = registry.Gate(metric="wmape", higher_is_better=False, coverage_bounds=(0.
 SCORED_AFTER = pd.Timedelta(hours=3)  # a forecast is scored 3 hours after its planned start
 RESTATE_DAYS = 14  # late orders and matches restate the accuracy of this many days back
 DRIFT_DAYS = 28  # features are compared with those of the four weeks before
-
-
-def _clean(
-    engine: Engine, table: str, last: dt.date, columns: str = "*", where: str = ""
-) -> pd.DataFrame:
-    rows = read_frame(
-        engine,
-        f"SELECT {columns} FROM {table} WHERE export_date <= :last {where}",
-        {"last": last.isoformat()},
-    )
-    rows["export_date"] = dated(rows["export_date"])
-    return rows
-
-
-def history_inputs(
-    engine: Engine, last: dt.date, cuts: dict[str, dt.date] | None = None
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every export of the sessions, and the paid order lines as increments, up to `last`;
-    with `cuts`, a platform's exports only before its cut date (a platform held back from that
-    date: the others' features pool hosts and hours across platforms, and see its history as
-    it was known, whole, up to the day before)."""
-    sessions = _clean(
-        engine,
-        "clean_sessions",
-        last,
-        "session_key, export_date, source_line, platform, room_id, host_id, start_time, "
-        "viewers, is_test",
-    )
-    orders = _clean(
-        engine,
-        "clean_orders",
-        last,
-        "order_key, export_date, session_key, paid_fen, paid_at",
-        "AND paid_at IS NOT NULL",
-    )
-    for platform, cut in (cuts or {}).items():
-        sessions = sessions[
-            (sessions["platform"] != platform) | (sessions["export_date"] < pd.Timestamp(cut))
-        ]
-        mine = orders["session_key"].str.startswith(f"{platform}:")
-        orders = orders[~mine | (orders["export_date"] < pd.Timestamp(cut))]
-    return sessions, paid_increments(orders)
-
-
-def all_days(last: dt.date) -> list[dt.date]:
-    first = dt.date.fromisoformat(FIRST_DATE)
-    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
 
 
 def read_features(lake: Lake, days: list[dt.date]) -> pd.DataFrame:
@@ -130,19 +94,9 @@ def gmv_features(
         if held and (platform not in cuts or held[0] < cuts[platform]):
             cuts[platform] = held[0]
     sessions, increments = history_inputs(engine, last, cuts)
-    window = {"first": days[0].isoformat(), "last": last.isoformat()}
-    plans = read_frame(
-        engine, "SELECT * FROM clean_plans WHERE export_date BETWEEN :first AND :last", window
-    )
-    lineups = read_frame(
-        engine,
-        "SELECT plan_id, sku, planned_price_fen, coupon_fen, export_date FROM clean_plan_lineups "
-        "WHERE export_date BETWEEN :first AND :last",
-        window,
-    )
-    products = _clean(engine, "clean_products", last, "sku, category, list_price_fen, export_date")
-    for frame in (plans, lineups):
-        frame["export_date"] = dated(frame["export_date"])
+    plans = plans_between(engine, days[0], last)
+    lineups = plan_lineups_between(engine, days[0], last)
+    products = products_exported_by(engine, last)
     written = []
     for n, day in enumerate(days, start=1):
         ready = units.ready_on(day)
@@ -274,10 +228,8 @@ def gmv_challenger(
     day = units.ready_days()[-1]
     engine = warehouse.get_engine()
     started = time.perf_counter()
-    features = read_features(lake, all_days(day))
-    matches = read_frame(
-        engine, "SELECT session_key, plan_id FROM clean_session_plans WHERE plan_id IS NOT NULL"
-    )
+    features = read_features(lake, partition_days_through(day))
+    matches = matched_plans(engine)
     sessions, increments = history_inputs(engine, day)
     history_at = functools.cache(lambda d: sessions_as_of(sessions, increments, d))
     train = gmv.labelled(features, matches, history_at(day), day, gmv.SETTLE_DAYS)
@@ -352,11 +304,6 @@ def _load(path: str) -> gmv.GmvModel:
     return gmv.from_state(boosters, card.extra)
 
 
-def half_up(values: pd.Series) -> pd.Series:
-    """Yuan to two decimals, rounded half-up (the serving contract)."""
-    return np.floor(values.astype(float) * 100 + 0.5) / 100
-
-
 @dated_asset(
     per_platform=True,
     cascade=True,
@@ -428,36 +375,6 @@ def session_gmv_forecast(
     )
 
 
-def score_forecasts(
-    forecasts: pd.DataFrame, matches: pd.DataFrame, card: pd.DataFrame, as_of: dt.date, run_id: str
-) -> pd.DataFrame:
-    """`forecast_accuracy` rows: each forecast with the actual paid GMV of the session its plan
-    was matched to (null when none), its error and whether the interval held it."""
-    rows = forecasts.merge(matches, on="plan_id", how="left").merge(
-        card[["session_key", "gmv"]], on="session_key", how="left"
-    )
-    actual = rows["gmv"].where(rows["session_key"].notna())
-    return pd.DataFrame(
-        {
-            "plan_id": rows["plan_id"],
-            "session_key": rows["session_key"],
-            "forecast_made_at": pd.to_datetime(rows["forecast_made_at"]),
-            "horizon_days": rows["horizon_days"],
-            "gmv_p10": rows["gmv_p10"],
-            "gmv_p50": rows["gmv_p50"],
-            "gmv_p90": rows["gmv_p90"],
-            "actual_gmv": actual,
-            "abs_error": half_up((actual - rows["gmv_p50"]).abs()).where(actual.notna()),
-            "in_interval": ((rows["gmv_p10"] <= actual) & (actual <= rows["gmv_p90"])).where(
-                actual.notna()
-            ),
-            "model_version": rows["model_version"],
-            "as_of_date": as_of,
-            "run_id": run_id,
-        }
-    )
-
-
 @dated_asset(
     per_platform=True,
     cascade=True,
@@ -481,19 +398,13 @@ def forecast_accuracy(
 ) -> dg.MaterializeResult:
     days = units.days
     engine = warehouse.get_engine()
-    matches = read_frame(
-        engine, "SELECT plan_id, session_key FROM clean_session_plans WHERE plan_id IS NOT NULL"
-    )
-    card = read_frame(engine, "SELECT session_key, gmv FROM session_scorecard")
+    matches = matched_plans(engine)
+    card = session_gmv(engine)
     scored_windows, written = [], 0
     for window, platforms in units.windows():
         cutoff = local_midnight_utc(window[-1]) - SCORED_AFTER
         since = local_midnight_utc(window[0] - dt.timedelta(days=RESTATE_DAYS + 1))
-        forecasts = read_frame(
-            engine,
-            "SELECT * FROM session_gmv_forecast WHERE planned_start BETWEEN :since AND :cutoff",
-            {"since": since.to_pydatetime(), "cutoff": cutoff.to_pydatetime()},
-        )
+        forecasts = forecasts_planned_between(engine, since, cutoff)
         forecasts = forecasts[forecasts["platform"].isin(platforms)]
         scored = score_forecasts(forecasts, matches, card, window[-1], context.run.run_id)
         written += replace_newer(
@@ -517,31 +428,6 @@ def forecast_accuracy(
             "forecasts against actuals per room",
         )
     return dg.MaterializeResult(metadata=metadata)
-
-
-def accuracy_frame(engine: Engine, last: dt.date, days: int = 28) -> pd.DataFrame:
-    """Scored forecasts of sessions planned in the `days` before the end of `last`, with room."""
-    end = local_midnight_utc(last)
-    return read_frame(
-        engine,
-        "SELECT a.*, f.room_id, f.planned_start FROM forecast_accuracy a "
-        "JOIN session_gmv_forecast f "
-        "ON f.plan_id = a.plan_id AND f.forecast_made_at = a.forecast_made_at "
-        "WHERE f.planned_start BETWEEN :start AND :end",
-        {"start": (end - pd.Timedelta(days=days)).to_pydatetime(), "end": end.to_pydatetime()},
-    )
-
-
-def recent_accuracy(frame: pd.DataFrame) -> dict[str, float]:
-    scored = frame.dropna(subset=["actual_gmv"])
-    if scored.empty:
-        return {"recent/scored": 0}
-    actual, p50 = scored["actual_gmv"].astype(float), scored["gmv_p50"].astype(float)
-    return {
-        "recent/scored": len(scored),
-        "recent/wmape": float((actual - p50).abs().sum() / actual.sum()) if actual.sum() else 0.0,
-        "recent/coverage": float(scored["in_interval"].astype(float).mean()),
-    }
 
 
 DRIFT_FACTOR = 1.5
@@ -608,17 +494,7 @@ def forecasts_valid(
 ) -> dg.AssetCheckResult:
     engine = warehouse.get_engine()
     days = partition_dates(context)
-    stamps = [local_midnight_utc(day) for day in days]
-    # A half-open range: SQLite stores the stamps as text with microseconds.
-    forecasts = read_frame(
-        engine,
-        "SELECT plan_id, forecast_made_at, gmv_p10, gmv_p50, gmv_p90 FROM session_gmv_forecast "
-        "WHERE forecast_made_at >= :first AND forecast_made_at < :after",
-        {
-            "first": stamps[0].to_pydatetime(),
-            "after": (stamps[-1] + pd.Timedelta(days=1)).to_pydatetime(),
-        },
-    )
+    forecasts = forecasts_made_on(engine, days[0], days[-1])
     expected = pd.concat(
         [
             serving_checks.plans_exported(
