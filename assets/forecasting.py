@@ -1,7 +1,8 @@
 """Session-GMV forecasting in the graph: features, challenger, promotion, forecasts, accuracy.
 
-The pure work is in ml/ (features, model, backtest, promotion rule) and warehouse/registry.py;
-these assets read, call it, write, and describe what happened.
+The pure work is in ml/ (features, model, backtest, promotion rule) and warehouse/registry.py,
+the reads in warehouse/forecast_inputs.py and warehouse/forecasts.py; these assets read, call
+it, write, and describe what happened.
 """
 
 import datetime as dt

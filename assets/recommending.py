@@ -1,7 +1,8 @@
 """Product recommendation in the graph: fan segments, the ranker, recommendations.
 
-The pure work is in ml/fans.py and ml/ranker.py; these assets read the clean tables, call it,
-write, and describe what happened.
+The pure work is in ml/fans.py and ml/ranker.py, the reads in warehouse/fan_inputs.py (and the
+checks' in warehouse/serving_checks.py); these assets read, call it, write, and describe what
+happened.
 """
 
 import datetime as dt
