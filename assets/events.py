@@ -9,12 +9,13 @@ from assets.metadata import counts_table, door_metadata, table_metadata
 from assets.partitions import partition_label
 from assets.publishing import Units, dated_asset
 from assets.resources import Lake, LandingZone, Pseudonymizer, Warehouse
-from contract.exports import latest_export
 from contract.layout import LandingNotReady
 from warehouse.activity import (
     bot_viewer_days,
+    known_bot_days,
+    sessions_known_by,
     viewer_products,
-    viewer_profiles,
+    viewer_profiles_of,
     viewer_sessions,
 )
 from warehouse.events import LATE_FOLDERS, clean_event_folder
@@ -27,25 +28,9 @@ from warehouse.schema import (
     ops_ingest_ledger,
     ops_quarantine,
 )
-from warehouse.store import read_frame, replace_newer, write_partition
+from warehouse.store import replace_newer, write_partition
 
 EVENTS = "events"
-
-
-def sessions_known_by(engine, day: dt.date) -> pd.DataFrame:
-    """Sessions that can own events of this folder (started in the days before it), as known
-    by its date."""
-    rows = read_frame(
-        engine,
-        "SELECT session_key, start_time, end_time, export_date, source_line FROM clean_sessions "
-        "WHERE export_date <= :day AND start_time BETWEEN :start AND :end",
-        {
-            "day": day.isoformat(),
-            "start": (day - dt.timedelta(days=LATE_FOLDERS + 2)).isoformat(),
-            "end": (day + dt.timedelta(days=1)).isoformat(),
-        },
-    )
-    return latest_export(rows, ["session_key"])
 
 
 @dated_asset(
@@ -246,9 +231,7 @@ def viewer_activity(
         folders = [first + dt.timedelta(days=k) for k in range((days[-1] - first).days + 1)]
         loaded = read_partition_files(lake.path, EVENTS, folders)
         loaded = loaded[loaded["session_key"].astype(str).isin(as_of.index)]
-        bots = read_frame(engine, "SELECT platform, viewer_key, event_date FROM clean_bot_viewers")
-        bots["event_date"] = pd.to_datetime(bots["event_date"]).dt.date
-        sessions = viewer_sessions(loaded, bots)
+        sessions = viewer_sessions(loaded, known_bot_days(engine))
         products = viewer_products(loaded)
         for frame in (sessions, products):
             frame["as_of_date"] = frame["session_key"].astype(str).map(as_of)
@@ -292,8 +275,7 @@ def viewers(
     engine = warehouse.get_engine()
     restated, written = [], 0
     for days, platforms in units.windows():
-        window = {"first": days[0].isoformat(), "last": days[-1].isoformat()}
-        profiles = viewer_profiles_of(engine, window)
+        profiles = viewer_profiles_of(engine, days[0], days[-1])
         profiles = profiles[profiles["platform"].isin(platforms)].assign(run_id=context.run.run_id)
         written += replace_newer(engine, clean_viewers, profiles, ["viewer_key"], "as_of_date")
         restated.append(profiles)
@@ -306,51 +288,3 @@ def viewers(
             "bots": int((profiles["bot_days"] > 0).sum()) if len(profiles) else 0,
         }
     )
-
-
-def viewer_profiles_of(engine, window: dict[str, str]) -> pd.DataFrame:
-    """`clean_viewers` rows of every viewer whose activity or orders [first, last] touched, as
-    of the last date that touched each (a backfill writes what nightly runs would)."""
-    touched = (
-        "SELECT viewer_key FROM clean_viewer_sessions WHERE as_of_date BETWEEN :first AND :last "
-        "UNION SELECT viewer_key FROM clean_orders WHERE export_date BETWEEN :first AND :last"
-    )
-    activity = read_frame(
-        engine,
-        "SELECT session_key, viewer_key, platform, first_seen, last_seen "
-        f"FROM clean_viewer_sessions WHERE viewer_key IN ({touched})",
-        window,
-    )
-    # A session's room never changes between its exports: any export of it will do.
-    rooms = read_frame(engine, "SELECT DISTINCT session_key, room_id FROM clean_sessions")
-    activity = activity.merge(rooms.drop_duplicates("session_key"), on="session_key", how="left")
-    # Each order line's latest state as exported by the window's last date.
-    orders = latest_export(
-        read_frame(
-            engine,
-            "SELECT order_key, export_date, source_line, viewer_key, platform, paid_at, "
-            "paid_fen, province, city, created_at FROM clean_orders "
-            f"WHERE export_date <= :last AND viewer_key IN ({touched})",
-            window,
-        ),
-        ["order_key"],
-    )
-    bots = read_frame(
-        engine,
-        f"SELECT viewer_key, platform FROM clean_bot_viewers WHERE viewer_key IN ({touched})",
-        window,
-    )
-    touched_on = (
-        read_frame(
-            engine,
-            "SELECT viewer_key, as_of_date AS day FROM clean_viewer_sessions "
-            "WHERE as_of_date BETWEEN :first AND :last "
-            "UNION ALL SELECT viewer_key, export_date AS day FROM clean_orders "
-            "WHERE export_date BETWEEN :first AND :last",
-            window,
-        )
-        .groupby("viewer_key")["day"]
-        .max()
-    )
-    profiles = viewer_profiles(activity, orders, bots)
-    return profiles.assign(as_of_date=profiles["viewer_key"].map(touched_on))

@@ -1,97 +1,54 @@
 """Session-GMV forecasting in the graph: features, challenger, promotion, forecasts, accuracy.
 
-The pure work is in ml/ (features, model, backtest, promotion rule) and warehouse/registry.py;
-these assets read, call it, write, and describe what happened.
+The pure work is in ml/ (features, model, backtest, promotion rule) and warehouse/model_registry.py,
+the reads in warehouse/forecast_inputs.py and warehouse/forecasts.py; these assets read, call
+it, write, and describe what happened.
 """
 
 import datetime as dt
 import functools
-import json
 import time
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
 import pandas as pd
-from sqlalchemy import Engine
 
-from assets.checks import problems_result, served_result, verdict_result
-from assets.gates import recorded
 from assets.metadata import frame_md, image, preview, table_metadata
-from assets.partitions import daily_partitions, partition_dates, partition_label
+from assets.partitions import partition_label
 from assets.promotion import promotion_steps, store_candidate
 from assets.publishing import Units, dated_asset
 from assets.resources import Lake, ModelStore, Warehouse
 from contract.localtime import local_midnight_utc
 from ml import gmv, registry
-from ml.drift import PSI_ALERT, drift_table
-from ml.features import FEATURES, ID_COLUMNS, NUMERIC, build_features
-from ml.history import dated, paid_increments, sessions_as_of
+from ml.features import FEATURES, ID_COLUMNS, build_features
+from ml.history import sessions_as_of
 from ml.plots import forecasts_png
-from warehouse import quality, serving_checks
-from warehouse import registry as model_registry
+from warehouse import model_registry
+from warehouse.exported import products_exported_by
+from warehouse.forecast_inputs import history_inputs, plan_lineups_between, plans_between
+from warehouse.forecasts import (
+    ACCURACY_DAYS,
+    RESTATE_DAYS,
+    SCORED_AFTER,
+    accuracy_frame,
+    forecasts_planned_between,
+    recent_accuracy,
+    score_forecasts,
+)
 from warehouse.lake import read_partition_files, write_partition_file
-from warehouse.publications import held_since, published_platforms
+from warehouse.matching import matched_plans
+from warehouse.money import yuan_half_up
+from warehouse.publications import held_since
 from warehouse.schema import forecast_accuracy as accuracy_table
 from warehouse.schema import session_gmv_forecast as forecast_table
-from warehouse.settings import FIRST_DATE
-from warehouse.store import read_frame, replace_newer, write_partition
+from warehouse.scorecard import session_gmv
+from warehouse.settings import partition_days_through
+from warehouse.store import replace_newer, write_partition
 
 FEATURES_DATASET = "gmv_features"
 MODEL = "gmv_forecaster"
 FEATURES_KEY = dg.AssetKey(["features", "gmv_features"])
 CHALLENGER_KEY = dg.AssetKey(["ml", "gmv_challenger"])
-GATE = registry.Gate(metric="wmape", higher_is_better=False, coverage_bounds=(0.7, 0.9))
-SCORED_AFTER = pd.Timedelta(hours=3)  # a forecast is scored 3 hours after its planned start
-RESTATE_DAYS = 14  # late orders and matches restate the accuracy of this many days back
-DRIFT_DAYS = 28  # features are compared with those of the four weeks before
-
-
-def _clean(
-    engine: Engine, table: str, last: dt.date, columns: str = "*", where: str = ""
-) -> pd.DataFrame:
-    rows = read_frame(
-        engine,
-        f"SELECT {columns} FROM {table} WHERE export_date <= :last {where}",
-        {"last": last.isoformat()},
-    )
-    rows["export_date"] = dated(rows["export_date"])
-    return rows
-
-
-def history_inputs(
-    engine: Engine, last: dt.date, cuts: dict[str, dt.date] | None = None
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every export of the sessions, and the paid order lines as increments, up to `last`;
-    with `cuts`, a platform's exports only before its cut date (a platform held back from that
-    date: the others' features pool hosts and hours across platforms, and see its history as
-    it was known, whole, up to the day before)."""
-    sessions = _clean(
-        engine,
-        "clean_sessions",
-        last,
-        "session_key, export_date, source_line, platform, room_id, host_id, start_time, "
-        "viewers, is_test",
-    )
-    orders = _clean(
-        engine,
-        "clean_orders",
-        last,
-        "order_key, export_date, session_key, paid_fen, paid_at",
-        "AND paid_at IS NOT NULL",
-    )
-    for platform, cut in (cuts or {}).items():
-        sessions = sessions[
-            (sessions["platform"] != platform) | (sessions["export_date"] < pd.Timestamp(cut))
-        ]
-        mine = orders["session_key"].str.startswith(f"{platform}:")
-        orders = orders[~mine | (orders["export_date"] < pd.Timestamp(cut))]
-    return sessions, paid_increments(orders)
-
-
-def all_days(last: dt.date) -> list[dt.date]:
-    first = dt.date.fromisoformat(FIRST_DATE)
-    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
 
 
 def read_features(lake: Lake, days: list[dt.date]) -> pd.DataFrame:
@@ -130,19 +87,9 @@ def gmv_features(
         if held and (platform not in cuts or held[0] < cuts[platform]):
             cuts[platform] = held[0]
     sessions, increments = history_inputs(engine, last, cuts)
-    window = {"first": days[0].isoformat(), "last": last.isoformat()}
-    plans = read_frame(
-        engine, "SELECT * FROM clean_plans WHERE export_date BETWEEN :first AND :last", window
-    )
-    lineups = read_frame(
-        engine,
-        "SELECT plan_id, sku, planned_price_fen, coupon_fen, export_date FROM clean_plan_lineups "
-        "WHERE export_date BETWEEN :first AND :last",
-        window,
-    )
-    products = _clean(engine, "clean_products", last, "sku, category, list_price_fen, export_date")
-    for frame in (plans, lineups):
-        frame["export_date"] = dated(frame["export_date"])
+    plans = plans_between(engine, days[0], last)
+    lineups = plan_lineups_between(engine, days[0], last)
+    products = products_exported_by(engine, last)
     written = []
     for n, day in enumerate(days, start=1):
         ready = units.ready_on(day)
@@ -184,62 +131,6 @@ def gmv_features(
     )
 
 
-@dg.asset_check(
-    asset=FEATURES_KEY,
-    name="valid",
-    blocking=True,
-    partitions_def=daily_partitions,
-    description=(
-        "Great Expectations suite `gmv_features_blocking`: one row per plan and date, the plan's "
-        "own fields never null, horizons 1–7; a model must not train or score on broken rows."
-    ),
-)
-def features_valid(
-    context: dg.AssetCheckExecutionContext, warehouse: Warehouse, lake: Lake
-) -> dg.AssetCheckResult:
-    rows = read_features(lake, partition_dates(context))
-    verdict = quality.validate("gmv_features", rows, blocking=True)
-    return recorded(context, warehouse, verdict_result(verdict, dg.AssetCheckSeverity.ERROR))
-
-
-@dg.asset_check(
-    asset=FEATURES_KEY,
-    name="stable",
-    blocking=False,
-    partitions_def=daily_partitions,
-    description=(
-        f"Each numeric feature's distribution against the {DRIFT_DAYS} days before (PSI above "
-        f"{PSI_ALERT} warns: a promotion, a new room, or a broken upstream export); and the "
-        "warning suite `gmv_features_warnings` (plans without a lineup, rooms without history)."
-    ),
-)
-def features_stable(context: dg.AssetCheckExecutionContext, lake: Lake) -> dg.AssetCheckResult:
-    days = partition_dates(context)
-    current = read_features(lake, days)
-    before = [days[0] - dt.timedelta(days=k) for k in range(DRIFT_DAYS, 0, -1)]
-    previous = read_features(lake, before)
-    numeric = [c for c in NUMERIC if c not in ("horizon_days", "weekday", "hour")]
-    # A date whose features were all held back (a bad plan file) has nothing to compare.
-    both = len(previous) and len(current)
-    table = drift_table(previous, current, numeric) if both else pd.DataFrame()
-    moved = table[table["psi"] > PSI_ALERT] if len(table) else table
-    warnings = quality.validate("gmv_features", current, blocking=False)
-    problems = [f"{len(moved)} features moved (PSI > {PSI_ALERT})"] if len(moved) else []
-    problems += [warnings.summary()] if not warnings.passed else []
-    return dg.AssetCheckResult(
-        passed=not problems,
-        severity=dg.AssetCheckSeverity.WARN,
-        description="; ".join(problems)[:1000] if problems else None,
-        metadata={
-            "rows_now": len(current),
-            "rows_before": len(previous),
-            "largest_psi": float(table["psi"].max()) if len(table) else 0.0,
-            "drift": frame_md(table.head(15)),
-            "suite_failures": frame_md(warnings.failures_frame()),
-        },
-    )
-
-
 def oracle_frame(models: ModelStore) -> pd.DataFrame | None:
     """The simulator's oracle p10/p50/p90 per plan (only where a truth/ folder exists)."""
     if models.truth is None or not (models.truth / "plans.csv").exists():
@@ -274,10 +165,8 @@ def gmv_challenger(
     day = units.ready_days()[-1]
     engine = warehouse.get_engine()
     started = time.perf_counter()
-    features = read_features(lake, all_days(day))
-    matches = read_frame(
-        engine, "SELECT session_key, plan_id FROM clean_session_plans WHERE plan_id IS NOT NULL"
-    )
+    features = read_features(lake, partition_days_through(day))
+    matches = matched_plans(engine)
     sessions, increments = history_inputs(engine, day)
     history_at = functools.cache(lambda d: sessions_as_of(sessions, increments, d))
     train = gmv.labelled(features, matches, history_at(day), day, gmv.SETTLE_DAYS)
@@ -314,7 +203,7 @@ def gmv_challenger(
         metrics=metrics,
         extra=gmv.model_state(model),
     )
-    path, png = store_candidate(context, warehouse, models, card, model.boosters, GATE)
+    path, png = store_candidate(context, warehouse, models, card, model.boosters, gmv.GATE)
     context.log.info(
         f"{card.version}: WMAPE {metrics['wmape']:.3f} "
         f"({metrics['ratio_to_naive']:.2f}× seasonal naive), coverage {metrics['coverage']:.2f} "
@@ -340,9 +229,8 @@ beats_champion, gmv_champion = promotion_steps(
     MODEL,
     CHALLENGER_KEY,
     dg.AssetKey(["ml", "gmv_champion"]),
-    GATE,
-    f"The challenger's backtest WMAPE is at most {GATE.tolerance:.0%} worse than the "
-    "champion's and its [p10, p90] coverage is within bounds",
+    gmv.GATE,
+    "backtest WMAPE",
 )
 
 
@@ -350,11 +238,6 @@ beats_champion, gmv_champion = promotion_steps(
 def _load(path: str) -> gmv.GmvModel:
     card, boosters = registry.load(Path(path))
     return gmv.from_state(boosters, card.extra)
-
-
-def half_up(values: pd.Series) -> pd.Series:
-    """Yuan to two decimals, rounded half-up (the serving contract)."""
-    return np.floor(values.astype(float) * 100 + 0.5) / 100
 
 
 @dated_asset(
@@ -393,9 +276,9 @@ def session_gmv_forecast(
             ].assign(
                 planned_start=pd.to_datetime(rows["planned_start"]),
                 forecast_made_at=local_midnight_utc(day),
-                gmv_p10=half_up(predicted["p10"]),
-                gmv_p50=half_up(predicted["p50"]),
-                gmv_p90=half_up(predicted["p90"]),
+                gmv_p10=yuan_half_up(predicted["p10"]),
+                gmv_p50=yuan_half_up(predicted["p50"]),
+                gmv_p90=yuan_half_up(predicted["p90"]),
                 model_version=champion["version"],
                 run_id=context.run.run_id,
             )
@@ -428,36 +311,6 @@ def session_gmv_forecast(
     )
 
 
-def score_forecasts(
-    forecasts: pd.DataFrame, matches: pd.DataFrame, card: pd.DataFrame, as_of: dt.date, run_id: str
-) -> pd.DataFrame:
-    """`forecast_accuracy` rows: each forecast with the actual paid GMV of the session its plan
-    was matched to (null when none), its error and whether the interval held it."""
-    rows = forecasts.merge(matches, on="plan_id", how="left").merge(
-        card[["session_key", "gmv"]], on="session_key", how="left"
-    )
-    actual = rows["gmv"].where(rows["session_key"].notna())
-    return pd.DataFrame(
-        {
-            "plan_id": rows["plan_id"],
-            "session_key": rows["session_key"],
-            "forecast_made_at": pd.to_datetime(rows["forecast_made_at"]),
-            "horizon_days": rows["horizon_days"],
-            "gmv_p10": rows["gmv_p10"],
-            "gmv_p50": rows["gmv_p50"],
-            "gmv_p90": rows["gmv_p90"],
-            "actual_gmv": actual,
-            "abs_error": half_up((actual - rows["gmv_p50"]).abs()).where(actual.notna()),
-            "in_interval": ((rows["gmv_p10"] <= actual) & (actual <= rows["gmv_p90"])).where(
-                actual.notna()
-            ),
-            "model_version": rows["model_version"],
-            "as_of_date": as_of,
-            "run_id": run_id,
-        }
-    )
-
-
 @dated_asset(
     per_platform=True,
     cascade=True,
@@ -481,19 +334,13 @@ def forecast_accuracy(
 ) -> dg.MaterializeResult:
     days = units.days
     engine = warehouse.get_engine()
-    matches = read_frame(
-        engine, "SELECT plan_id, session_key FROM clean_session_plans WHERE plan_id IS NOT NULL"
-    )
-    card = read_frame(engine, "SELECT session_key, gmv FROM session_scorecard")
+    matches = matched_plans(engine)
+    card = session_gmv(engine)
     scored_windows, written = [], 0
     for window, platforms in units.windows():
         cutoff = local_midnight_utc(window[-1]) - SCORED_AFTER
         since = local_midnight_utc(window[0] - dt.timedelta(days=RESTATE_DAYS + 1))
-        forecasts = read_frame(
-            engine,
-            "SELECT * FROM session_gmv_forecast WHERE planned_start BETWEEN :since AND :cutoff",
-            {"since": since.to_pydatetime(), "cutoff": cutoff.to_pydatetime()},
-        )
+        forecasts = forecasts_planned_between(engine, since, cutoff)
         forecasts = forecasts[forecasts["platform"].isin(platforms)]
         scored = score_forecasts(forecasts, matches, card, window[-1], context.run.run_id)
         written += replace_newer(
@@ -512,151 +359,12 @@ def forecast_accuracy(
     if len(recent):
         metadata["forecasts_vs_actuals"] = image(
             forecasts_png(
-                recent.dropna(subset=["actual_gmv"]), "last 28 days: p10–p90, p50, actual"
+                recent.dropna(subset=["actual_gmv"]),
+                f"last {ACCURACY_DAYS} days: p10–p90, p50, actual",
             ),
             "forecasts against actuals per room",
         )
     return dg.MaterializeResult(metadata=metadata)
-
-
-def accuracy_frame(engine: Engine, last: dt.date, days: int = 28) -> pd.DataFrame:
-    """Scored forecasts of sessions planned in the `days` before the end of `last`, with room."""
-    end = local_midnight_utc(last)
-    return read_frame(
-        engine,
-        "SELECT a.*, f.room_id, f.planned_start FROM forecast_accuracy a "
-        "JOIN session_gmv_forecast f "
-        "ON f.plan_id = a.plan_id AND f.forecast_made_at = a.forecast_made_at "
-        "WHERE f.planned_start BETWEEN :start AND :end",
-        {"start": (end - pd.Timedelta(days=days)).to_pydatetime(), "end": end.to_pydatetime()},
-    )
-
-
-def recent_accuracy(frame: pd.DataFrame) -> dict[str, float]:
-    scored = frame.dropna(subset=["actual_gmv"])
-    if scored.empty:
-        return {"recent/scored": 0}
-    actual, p50 = scored["actual_gmv"].astype(float), scored["gmv_p50"].astype(float)
-    return {
-        "recent/scored": len(scored),
-        "recent/wmape": float((actual - p50).abs().sum() / actual.sum()) if actual.sum() else 0.0,
-        "recent/coverage": float(scored["in_interval"].astype(float).mean()),
-    }
-
-
-DRIFT_FACTOR = 1.5
-MIN_SCORED = 30
-
-
-@dg.asset_check(
-    asset=dg.AssetKey(["serving", "forecast_accuracy"]),
-    name="accuracy_holds",
-    blocking=False,
-    partitions_def=daily_partitions,
-    description=(
-        f"The WMAPE of the forecasts scored over the last 28 days is within {DRIFT_FACTOR}× the "
-        "backtest WMAPE of the models that made them (a warning: the world may have changed)."
-    ),
-)
-def accuracy_holds(
-    context: dg.AssetCheckExecutionContext, warehouse: Warehouse
-) -> dg.AssetCheckResult:
-    engine = warehouse.get_engine()
-    recent = accuracy_frame(engine, partition_dates(context)[-1])
-    figures = recent_accuracy(recent)
-    if figures["recent/scored"] < MIN_SCORED:
-        return dg.AssetCheckResult(
-            passed=True,
-            severity=dg.AssetCheckSeverity.WARN,
-            description=f"{figures['recent/scored']} forecasts scored: too few to judge",
-            metadata=figures,
-        )
-    table = model_registry.models(engine, MODEL).set_index("version")
-    used = recent["model_version"].unique()
-    expected = float(
-        np.mean([json.loads(table.loc[v, "metrics"])["wmape"] for v in used if v in table.index])
-    )
-    limit = DRIFT_FACTOR * expected
-    passed = figures["recent/wmape"] <= limit
-    return dg.AssetCheckResult(
-        passed=passed,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=(
-            f"recent WMAPE {figures['recent/wmape']:.3f} vs backtest {expected:.3f} "
-            f"(limit {limit:.3f})"
-        ),
-        metadata={**figures, "backtest_wmape": expected, "limit": limit},
-    )
-
-
-FORECAST_KEY = dg.AssetKey(["serving", "session_gmv_forecast"])
-
-
-@dg.asset_check(
-    asset=FORECAST_KEY,
-    name="valid",
-    blocking=True,
-    partitions_def=daily_partitions,
-    description=(
-        "The contract of `session_gmv_forecast`: p10 ≤ p50 ≤ p90, none negative, one row per "
-        "plan and forecast date, and every plan of the night's export (of the platforms "
-        "published) forecast on each date a model was in service."
-    ),
-)
-def forecasts_valid(
-    context: dg.AssetCheckExecutionContext, warehouse: Warehouse
-) -> dg.AssetCheckResult:
-    engine = warehouse.get_engine()
-    days = partition_dates(context)
-    stamps = [local_midnight_utc(day) for day in days]
-    # A half-open range: SQLite stores the stamps as text with microseconds.
-    forecasts = read_frame(
-        engine,
-        "SELECT plan_id, forecast_made_at, gmv_p10, gmv_p50, gmv_p90 FROM session_gmv_forecast "
-        "WHERE forecast_made_at >= :first AND forecast_made_at < :after",
-        {
-            "first": stamps[0].to_pydatetime(),
-            "after": (stamps[-1] + pd.Timedelta(days=1)).to_pydatetime(),
-        },
-    )
-    expected = pd.concat(
-        [
-            serving_checks.plans_exported(
-                engine, [day], published_platforms(engine, FORECAST_KEY.to_user_string(), day)
-            )
-            for day in days
-            if model_registry.champion_before(engine, MODEL, day) is not None
-        ]
-        or [pd.DataFrame(columns=["plan_id", "forecast_made_at"])],
-        ignore_index=True,
-    )
-    problems = serving_checks.forecast_problems(forecasts, expected)
-    return recorded(context, warehouse, problems_result(problems, len(forecasts), "forecasts"))
-
-
-@dg.asset_check(
-    asset=FORECAST_KEY,
-    name="served",
-    blocking=False,
-    partitions_def=daily_partitions,
-    description=(
-        "Warns when a date's plans got no forecast because no forecaster was in service yet "
-        "(the asset then finishes green with no rows: this check says so)."
-    ),
-)
-def forecasts_served(
-    context: dg.AssetCheckExecutionContext, warehouse: Warehouse
-) -> dg.AssetCheckResult:
-    engine = warehouse.get_engine()
-    days = partition_dates(context)
-    planned = set(pd.to_datetime(serving_checks.plans_exported(engine, days)["forecast_made_at"]))
-    without = [
-        day
-        for day in days
-        if local_midnight_utc(day) in planned
-        and model_registry.champion_before(engine, MODEL, day) is None
-    ]
-    return served_result("forecaster", without, len(days), "forecast")
 
 
 forecasting_assets = [
@@ -665,12 +373,4 @@ forecasting_assets = [
     gmv_champion,
     session_gmv_forecast,
     forecast_accuracy,
-]
-forecasting_checks = [
-    features_valid,
-    features_stable,
-    beats_champion,
-    accuracy_holds,
-    forecasts_valid,
-    forecasts_served,
 ]

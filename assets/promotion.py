@@ -16,7 +16,7 @@ from assets.publishing import Units, dated_asset
 from assets.resources import ModelStore, Warehouse
 from ml import registry
 from ml.plots import importance_png
-from warehouse import registry as model_registry
+from warehouse import model_registry
 
 
 def store_candidate(
@@ -70,6 +70,10 @@ def gate_result(
             "champion": "none" if champion is None else champion["version"],
             "challenger_metric": float(candidate["gate_value"]),
             "champion_metric": float(champion["gate_value"]) if champion is not None else 0.0,
+            "tolerance": rule.tolerance,
+            "coverage_bounds": "none"
+            if rule.coverage_bounds is None
+            else str(rule.coverage_bounds),
         },
     )
 
@@ -96,19 +100,37 @@ def promote_candidate(
     )
 
 
+def gate_description(gate: registry.Gate, measured: str) -> str:
+    """What `beats_champion` decides, in words, with the settings' defaults (`ModelStore`'s,
+    taken from the same place); a deployment's own values are in each verdict."""
+    defaults = ModelStore.model_fields
+    rule = (
+        f"The challenger's {measured} is at most `tolerance` worse than the champion's "
+        f"(relative; the models resource's setting, {defaults['tolerance'].default:.0%} by "
+        "default)"
+    )
+    if gate.coverage_bounds is not None:
+        low, high = defaults["coverage_low"].default, defaults["coverage_high"].default
+        rule += (
+            " and its [p10, p90] covers between `coverage_low` and `coverage_high` of the "
+            f"actuals ({low:.0%}–{high:.0%} by default)"
+        )
+    return f"{rule}; otherwise it is rejected, the champion keeps serving, and this check says why."
+
+
 def promotion_steps(
-    name: str, challenger: dg.AssetKey, champion: dg.AssetKey, gate: registry.Gate, rule: str
+    name: str, challenger: dg.AssetKey, champion: dg.AssetKey, gate: registry.Gate, measured: str
 ) -> tuple[dg.AssetChecksDefinition, dg.AssetsDefinition]:
-    """The blocking `beats_champion` check of a model's challenger (`rule`: how it is judged, for
-    the UI) and the asset that puts a passing challenger in service from the next date."""
+    """The blocking `beats_champion` check of a model's challenger (`measured`: what its `gate`
+    compares, for the UI) and the asset that puts a passing challenger in service from the next
+    date."""
 
     @dg.asset_check(
         asset=challenger,
         name="beats_champion",
         blocking=True,
         partitions_def=daily_partitions,
-        description=f"{rule}; otherwise it is rejected, the champion keeps serving, and this "
-        "check says why.",
+        description=gate_description(gate, measured),
     )
     def beats_champion(
         context: dg.AssetCheckExecutionContext, warehouse: Warehouse, models: ModelStore

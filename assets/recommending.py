@@ -1,7 +1,8 @@
 """Product recommendation in the graph: fan segments, the ranker, recommendations.
 
-The pure work is in ml/fans.py and ml/ranker.py; these assets read the clean tables, call it,
-write, and describe what happened.
+The pure work is in ml/fans.py and ml/ranker.py, the reads in warehouse/fan_inputs.py (and the
+checks' in warehouse/serving_checks.py); these assets read, call it, write, and describe what
+happened.
 """
 
 import datetime as dt
@@ -12,7 +13,6 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
-from sqlalchemy import Engine
 
 from assets.checks import problems_result, served_result
 from assets.gates import recorded
@@ -21,27 +21,22 @@ from assets.partitions import daily_partitions, partition_dates, partition_label
 from assets.promotion import promotion_steps, store_candidate
 from assets.publishing import Units, dated_asset
 from assets.resources import LandingZone, ModelStore, Pseudonymizer, Warehouse
-from contract.exports import latest_export
 from contract.layout import marked_dates
 from contract.localtime import local_midnight_utc
 from ml import ranker, registry
-from ml.fans import FanHistory, fan_history, fans_as_of
-from ml.history import dated, paid_increments
-from warehouse import registry as model_registry
-from warehouse import serving_checks
+from ml.fans import fans_as_of, history_of
+from warehouse import model_registry, serving_checks
+from warehouse.fan_inputs import BUCKETS, fan_input_buckets, planned_lineups, read_fan_inputs
 from warehouse.ingest import viewer_keys
+from warehouse.money import yuan
 from warehouse.publications import published_platforms
 from warehouse.schema import fan_segments as segments_table
 from warehouse.schema import product_recommendations as recommendations_table
-from warehouse.store import read_frame, write_partition_chunks
+from warehouse.store import write_partition_chunks
 
 MODEL = "product_ranker"
 RANKER_KEY = dg.AssetKey(["ml", "ranker_challenger"])
-GATE = registry.Gate(metric=f"ndcg@{ranker.K}", higher_is_better=True)
 FAN_SEEN_DAYS = 90  # recommendations go to the room's fans seen in the last 90 days
-# Fans are scored a sixteenth at a time (the first hex digit of viewer_key): memory is bounded
-# by a bucket's history, not the whole fan base.
-BUCKETS = "0123456789abcdef"
 # Generations of picks older than this go when a new one is written: every plan's last picks
 # before its session stay four weeks for review, and the table stays bounded (a generation is
 # each planned lineup for every recent fan of its room: millions of rows a night).
@@ -50,127 +45,6 @@ HISTORY_DEPS = [
     dg.AssetKey(["clean", name])
     for name in ("sessions", "lineups", "orders", "products", "viewer_activity")
 ]
-
-
-def known_sessions(last: dt.date) -> str:
-    """The SQL condition for rows of sessions exported by `last`."""
-    return f"session_key IN (SELECT session_key FROM clean_sessions WHERE export_date <= '{last}')"
-
-
-def read_fan_inputs(
-    engine: Engine,
-    last: dt.date,
-    bucket: str | None = None,
-    shared: dict | None = None,
-) -> dict:
-    """The clean rows the fan history is made of, as exported by `last`; with `bucket` (a hex
-    digit), only the viewers whose key starts with it (a sixteenth of the fans: bounded
-    memory when scoring). `shared`: the inputs that do not depend on the bucket, read once."""
-    if bucket is not None and bucket not in BUCKETS:
-        raise ValueError(f"not a bucket: {bucket!r}")
-    day = {"last": last.isoformat()}
-    viewers = "" if bucket is None else f" AND viewer_key LIKE '{bucket}%'"
-    known = known_sessions(last)
-    shared = shared or shared_inputs(engine, last, known)
-    orders = read_frame(
-        engine,
-        "SELECT order_key, export_date, session_key, viewer_key, sku, paid_fen, paid_at "
-        f"FROM clean_orders WHERE export_date <= :last AND paid_at IS NOT NULL{viewers}",
-        day,
-    )
-    orders["export_date"] = dated(orders["export_date"])
-    return {
-        **shared,
-        "viewer_sessions": read_frame(
-            engine,
-            "SELECT session_key, viewer_key, watch_s, is_bot FROM clean_viewer_sessions "
-            f"WHERE {known}{viewers}",
-        ),
-        "viewer_products": read_frame(
-            engine,
-            "SELECT session_key, viewer_key, sku, clicks, carts FROM clean_viewer_products "
-            f"WHERE {known}{viewers}",
-        ),
-        "paid": paid_increments(orders, keep=("viewer_key", "sku")),
-    }
-
-
-def shared_inputs(engine: Engine, last: dt.date, known: str) -> dict:
-    """Sessions, lineups, the catalogue and per-(session, SKU) totals as exported by `last`."""
-    day = {"last": last.isoformat()}
-    sessions = latest_export(
-        read_frame(
-            engine,
-            "SELECT session_key, export_date, source_line, platform, room_id, start_time, "
-            "is_test FROM clean_sessions WHERE export_date <= :last",
-            day,
-        ),
-        "session_key",
-    )
-    return {
-        "sessions": sessions,
-        "lineups": read_frame(
-            engine,
-            "SELECT session_key, sku, live_price_fen, coupon_fen FROM clean_lineups_current "
-            f"WHERE {known}",
-        ),
-        "session_products": session_products(engine, last, known),
-        "products": read_frame(
-            engine,
-            "SELECT sku, export_date, category, list_price_fen, energy_grade FROM clean_products "
-            "WHERE export_date <= :last",
-            day,
-        ),
-    }
-
-
-def session_products(engine: Engine, last: dt.date, known: str) -> pd.DataFrame:
-    """What all human viewers did per (session, SKU), aggregated in the database: the lineup's
-    audience, clicks and carts, and paid lines by the export that first showed them paid."""
-    exposed = read_frame(
-        engine,
-        "SELECT l.session_key, l.sku, COUNT(v.viewer_key) AS exposed "
-        "FROM clean_lineups_current l JOIN clean_viewer_sessions v "
-        f"ON v.session_key = l.session_key AND NOT v.is_bot WHERE l.{known} "
-        "GROUP BY l.session_key, l.sku",
-    )
-    acted = read_frame(
-        engine,
-        "SELECT p.session_key, p.sku, SUM(p.clicks) AS clicks, SUM(p.carts) AS carts "
-        "FROM clean_viewer_products p JOIN clean_viewer_sessions v "
-        "ON v.session_key = p.session_key AND v.viewer_key = p.viewer_key AND NOT v.is_bot "
-        f"WHERE p.{known} GROUP BY p.session_key, p.sku",
-    )
-    paid = read_frame(
-        engine,
-        "SELECT session_key, sku, known_date, COUNT(*) AS orders FROM ("
-        "SELECT order_key, MIN(session_key) AS session_key, MIN(sku) AS sku, "
-        "MIN(export_date) AS known_date FROM clean_orders "
-        "WHERE paid_at IS NOT NULL AND export_date <= :last GROUP BY order_key) lines "
-        "GROUP BY session_key, sku, known_date",
-        {"last": last.isoformat()},
-    )
-    return pd.concat([exposed, acted, paid], ignore_index=True)
-
-
-def history_of(inputs: dict) -> FanHistory:
-    return fan_history(
-        inputs["sessions"],
-        inputs["viewer_sessions"],
-        inputs["viewer_products"],
-        inputs["paid"],
-        inputs["lineups"],
-        inputs["products"].sort_values("export_date"),
-        inputs["session_products"],
-    )
-
-
-def bucket_histories(engine: Engine, day: dt.date) -> Iterator[tuple[str, dict, FanHistory]]:
-    """Each sixteenth of the fans with its history as exported by `day`."""
-    shared = shared_inputs(engine, day, known_sessions(day))
-    for bucket in BUCKETS:
-        inputs = read_fan_inputs(engine, day, bucket, shared)
-        yield bucket, inputs, history_of(inputs)
 
 
 @dated_asset(
@@ -197,8 +71,8 @@ def fan_segments(
     counts: list[pd.DataFrame] = []
 
     def chunks() -> Iterator[pd.DataFrame]:
-        for bucket, _, history in bucket_histories(engine, day):
-            fans = fans_as_of(history, day)
+        for bucket, inputs in fan_input_buckets(engine, day):
+            fans = fans_as_of(history_of(inputs), day)
             fans = fans[fans["platform"].isin(platforms)]
             counts.append(fans.groupby(["platform", "room_id", "segment"]).size().rename("fans"))
             yield pd.DataFrame(
@@ -211,7 +85,7 @@ def fan_segments(
                     "last_seen_days": fans["last_seen_days"].astype("int64"),
                     "sessions_28d": fans["sessions_28d"],
                     "orders_365d": fans["orders_365d"],
-                    "spend_365d": fans["spend_365d_fen"] / 100,
+                    "spend_365d": yuan(fans["spend_365d_fen"]),
                     "run_id": context.run.run_id,
                 }
             )
@@ -311,10 +185,10 @@ def ranker_challenger(
         metrics=metrics,
     )
     path, png = store_candidate(
-        context, warehouse, models, card, {"ranker": evaluation.booster}, GATE
+        context, warehouse, models, card, {"ranker": evaluation.booster}, ranker.GATE
     )
     context.log.info(
-        f"{card.version}: NDCG@{ranker.K} {metrics[GATE.metric]:.3f} "
+        f"{card.version}: NDCG@{ranker.K} {metrics[ranker.GATE.metric]:.3f} "
         f"({metrics['ratio_to_best_heuristic']:.2f}× the better heuristic), "
         f"{metrics['seconds']:.0f} s"
     )
@@ -336,9 +210,8 @@ ranker_beats_champion, ranker_champion = promotion_steps(
     MODEL,
     RANKER_KEY,
     dg.AssetKey(["ml", "ranker_champion"]),
-    GATE,
-    f"The challenger's NDCG@{ranker.K} in the temporal evaluation is at most the tolerance "
-    "worse than the champion's (the same rule and registry as the forecaster)",
+    ranker.GATE,
+    f"NDCG@{ranker.K} in the temporal evaluation",
 )
 
 
@@ -350,18 +223,6 @@ def _load(path: str):
 
 def newest_plan_export(landing: LandingZone) -> dt.date | None:
     return max(marked_dates(landing.path, "plan"), default=None)
-
-
-def planned_lineups(engine: Engine, day: dt.date) -> pd.DataFrame:
-    """The lineups of the plans exported on `day`, with each plan's room and planned prices."""
-    return read_frame(
-        engine,
-        "SELECT l.plan_id, p.platform, p.room_id, l.sku, l.planned_price_fen AS price_fen, "
-        "l.coupon_fen "
-        "FROM clean_plan_lineups l JOIN clean_plans p "
-        "ON p.plan_id = l.plan_id AND p.export_date = l.export_date WHERE l.export_date = :day",
-        {"day": day.isoformat()},
-    )
 
 
 @dated_asset(
@@ -407,7 +268,8 @@ def product_recommendations(
     started, scored, sample = time.perf_counter(), {"fans": 0, "rows": 0}, []
 
     def chunks() -> Iterator[pd.DataFrame]:
-        for bucket, inputs, history in bucket_histories(engine, day):
+        for bucket, inputs in fan_input_buckets(engine, day):
+            history = history_of(inputs)
             fans = fans_as_of(history, day, FAN_SEEN_DAYS)
             ranked = ranker.rank_for_fans(history, lineups, fans, day, inputs["products"], booster)
             scored["fans"] += len(fans)
@@ -473,34 +335,12 @@ def segments_valid(
     engine = warehouse.get_engine()
     day = partition_dates(context)[-1]
     platforms = published_platforms(engine, SEGMENTS_KEY.to_user_string(), day)
-    stored = read_frame(
-        engine,
-        "SELECT platform, room_id, viewer_key, segment, last_seen_days, sessions_28d, "
-        "orders_365d, spend_365d FROM fan_segments WHERE as_of_date = :day "
-        "AND viewer_key LIKE :prefix",
-        {"day": day.isoformat(), "prefix": f"{serving_checks.SAMPLE_PREFIX}%"},
-    )
+    stored = serving_checks.sampled_segments(engine, day)
     derived = serving_checks.fans_from_clean_layer(engine, day)
     stored = stored[stored["platform"].isin(platforms)]
     derived = derived[derived["platform"].isin(platforms)]
     problems = serving_checks.fan_segment_problems(stored, derived)
     return recorded(context, warehouse, problems_result(problems, len(derived), "sampled_fans"))
-
-
-def _sampled_generation(engine: Engine, day: dt.date) -> pd.DataFrame:
-    """The picks of the date's generation for the sample of fans."""
-    stamp = local_midnight_utc(day)
-    # A half-open range, not equality: SQLite stores the stamp as text with microseconds.
-    return read_frame(
-        engine,
-        "SELECT plan_id, viewer_key, sku, rank FROM product_recommendations "
-        "WHERE generated_at >= :stamp AND generated_at < :after AND viewer_key LIKE :prefix",
-        {
-            "stamp": stamp.to_pydatetime(),
-            "after": (stamp + pd.Timedelta(seconds=1)).to_pydatetime(),
-            "prefix": f"{serving_checks.SAMPLE_PREFIX}%",
-        },
-    )
 
 
 @dg.asset_check(
@@ -521,7 +361,7 @@ def recommendations_valid(
 ) -> dg.AssetCheckResult:
     engine = warehouse.get_engine()
     day = partition_dates(context)[-1]
-    picks = _sampled_generation(engine, day)
+    picks = serving_checks.sampled_generation(engine, day)
     if picks.empty:
         return recorded(
             context,

@@ -7,6 +7,7 @@ import pandas as pd
 
 # The usual reading: below 0.1 stable, 0.1–0.25 a shift worth a look, above 0.25 a real change.
 PSI_ALERT = 0.25
+DRIFT_DAYS = 28  # a date's features are compared with those of the four weeks before
 MIN_ROWS = 20
 
 

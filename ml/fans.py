@@ -15,6 +15,7 @@ potential (last_seen_days ≤ 28), dormant.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,6 +112,21 @@ def fan_history(
         sku=_daily(actions, ["room_id", "viewer_key", "sku"], ACTION_SUMS),
         room_sku=_daily(room_sku, ["room_id", "sku"], ROOM_SKU_SUMS),
         rooms=rooms.reset_index(drop=True),
+    )
+
+
+def history_of(inputs: Mapping[str, pd.DataFrame]) -> FanHistory:
+    """`fan_history` of the frames read for it, by name (`sessions`, `viewer_sessions`,
+    `viewer_products`, `paid`, `lineups`, `products`, `session_products`: what
+    `warehouse.fan_inputs.read_fan_inputs` returns), the catalogue in export order."""
+    return fan_history(
+        inputs["sessions"],
+        inputs["viewer_sessions"],
+        inputs["viewer_products"],
+        inputs["paid"],
+        inputs["lineups"],
+        inputs["products"].sort_values("export_date"),
+        inputs["session_products"],
     )
 
 

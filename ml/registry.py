@@ -2,7 +2,7 @@
 
 A trained model is a folder `<models>/<name>/<version>/` with its boosters, a `card.json`
 (training window, features, parameters, data fingerprint, backtest metrics) and a
-feature-importance plot. The warehouse's `model_registry` lists them (warehouse/registry.py).
+feature-importance plot. The warehouse's `model_registry` lists them (warehouse/model_registry.py).
 """
 
 from __future__ import annotations

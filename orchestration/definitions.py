@@ -9,7 +9,8 @@ import dagster as dg
 from assets.checks import clean_checks, serving_checks
 from assets.clean import clean_assets
 from assets.events import bot_viewers, events, viewer_activity, viewers
-from assets.forecasting import forecasting_assets, forecasting_checks
+from assets.forecasting import forecasting_assets
+from assets.forecasting_checks import forecasting_checks
 from assets.matching import session_plans
 from assets.publishing import build_platform_report
 from assets.recommending import recommending_assets, recommending_checks

@@ -14,13 +14,14 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from assets.forecasting import FEATURES_DATASET, MODEL, history_inputs
+from assets.forecasting import FEATURES_DATASET, MODEL
 from contract.localtime import local_day, local_midnight_start_utc
 from ml import gmv, registry
 from ml.features import build_features
 from ml.history import dated, sessions_as_of
 from tests.conftest import lake_for, model_store, run_assets, sqlite_url
-from warehouse import registry as model_registry
+from warehouse import model_registry
+from warehouse.forecast_inputs import history_inputs
 from warehouse.lake import read_partition_files, write_partition_file
 from warehouse.schema import forecast_accuracy, session_gmv_forecast
 from warehouse.store import make_engine, read_frame

@@ -11,20 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from assets.recommending import (
-    BUCKETS,
-    FAN_SEEN_DAYS,
-    MODEL,
-    history_of,
-    planned_lineups,
-    read_fan_inputs,
-)
+from assets.recommending import FAN_SEEN_DAYS, MODEL
 from ml import ranker
-from ml.fans import fans_as_of, segment
+from ml.fans import fans_as_of, history_of, segment
 from ml.metrics import ranking_metrics
 from scripts.demo import scoring_figures
 from tests.conftest import model_store, run_assets, sqlite_url
-from warehouse import registry as model_registry
+from warehouse import model_registry
+from warehouse.fan_inputs import BUCKETS, planned_lineups, read_fan_inputs
 from warehouse.store import make_engine, read_frame
 
 FIRST, TRAINED, LAST = "2026-10-25", "2026-11-13", "2026-11-14"

@@ -6,12 +6,8 @@ import datetime as dt
 
 import pandas as pd
 
-from warehouse.scorecard import (
-    build_session_scorecard,
-    gmv_disagreements,
-    kpi_anomalies,
-    ratio_half_up,
-)
+from warehouse.money import ratio_half_up
+from warehouse.scorecard import build_session_scorecard, gmv_disagreements, kpi_anomalies
 
 
 def sessions(**overrides) -> pd.DataFrame:

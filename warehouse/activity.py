@@ -3,12 +3,22 @@
 Bots: a viewer firing more than 60 events in any 60 seconds is a bot for that local day (a
 human never sends more than 20). Bots stay in the events; their activity is flagged so that
 features leave them out.
+
+The warehouse reads of the events, activity and viewer steps are at the end: the sessions a
+folder's events may belong to, the bot days found so far, and the viewers a window touched.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
+from sqlalchemy import Engine
+
+from contract.exports import latest_export
+from warehouse.events import LATE_FOLDERS
+from warehouse.store import read_frame
 
 BOT_WINDOW_MS = 60_000
 BOT_MIN_EVENTS = 61  # more than 60 events in a window make a bot
@@ -156,3 +166,85 @@ def viewer_profiles(
     for column in ("sessions", "rooms", "paid_lines", "spend_fen", "bot_days"):
         out[column] = out[column].fillna(0).astype("int64")
     return out.reset_index()[VIEWER_COLUMNS]
+
+
+def sessions_known_by(engine: Engine, day: dt.date) -> pd.DataFrame:
+    """The sessions that can own events of the folder of `day` (a local date): those starting
+    between LATE_FOLDERS + 2 days before it and the day after it, each as its latest export
+    dated `day` or before says. Columns session_key, start_time, end_time (UTC), export_date,
+    source_line; one row per session."""
+    rows = read_frame(
+        engine,
+        "SELECT session_key, start_time, end_time, export_date, source_line FROM clean_sessions "
+        "WHERE export_date <= :day AND start_time BETWEEN :start AND :end",
+        {
+            "day": day.isoformat(),
+            "start": (day - dt.timedelta(days=LATE_FOLDERS + 2)).isoformat(),
+            "end": (day + dt.timedelta(days=1)).isoformat(),
+        },
+    )
+    return latest_export(rows, ["session_key"])
+
+
+def known_bot_days(engine: Engine) -> pd.DataFrame:
+    """Every bot viewer-day `clean_bot_viewers` holds now: platform, viewer_key, event_date (the
+    local date, as a `dt.date`)."""
+    bots = read_frame(engine, "SELECT platform, viewer_key, event_date FROM clean_bot_viewers")
+    bots["event_date"] = pd.to_datetime(bots["event_date"]).dt.date
+    return bots
+
+
+# The viewers whose activity (as_of_date) or order lines (export_date) the window touched.
+_TOUCHED_VIEWERS = (
+    "SELECT viewer_key FROM clean_viewer_sessions WHERE as_of_date BETWEEN :first AND :last "
+    "UNION SELECT viewer_key FROM clean_orders WHERE export_date BETWEEN :first AND :last"
+)
+
+
+def viewer_profiles_of(engine: Engine, first: dt.date, last: dt.date) -> pd.DataFrame:
+    """`clean_viewers` rows (VIEWER_COLUMNS and as_of_date, without run_id) of every viewer
+    whose activity or orders the local dates [first, last] touched: first/last seen in UTC,
+    spend in fen, province and city of their latest order, from their whole activity, their
+    order lines as exported by `last` and their bot days; `as_of_date` is the last date of the
+    window that touched each (a backfill writes what nightly runs would)."""
+    window = {"first": first.isoformat(), "last": last.isoformat()}
+    activity = read_frame(
+        engine,
+        "SELECT session_key, viewer_key, platform, first_seen, last_seen "
+        f"FROM clean_viewer_sessions WHERE viewer_key IN ({_TOUCHED_VIEWERS})",
+        window,
+    )
+    # A session's room never changes between its exports: any export of it will do.
+    rooms = read_frame(engine, "SELECT DISTINCT session_key, room_id FROM clean_sessions")
+    activity = activity.merge(rooms.drop_duplicates("session_key"), on="session_key", how="left")
+    # Each order line's latest state as exported by the window's last date.
+    orders = latest_export(
+        read_frame(
+            engine,
+            "SELECT order_key, export_date, source_line, viewer_key, platform, paid_at, "
+            "paid_fen, province, city, created_at FROM clean_orders "
+            f"WHERE export_date <= :last AND viewer_key IN ({_TOUCHED_VIEWERS})",
+            window,
+        ),
+        ["order_key"],
+    )
+    bots = read_frame(
+        engine,
+        "SELECT viewer_key, platform FROM clean_bot_viewers "
+        f"WHERE viewer_key IN ({_TOUCHED_VIEWERS})",
+        window,
+    )
+    touched_on = (
+        read_frame(
+            engine,
+            "SELECT viewer_key, as_of_date AS day FROM clean_viewer_sessions "
+            "WHERE as_of_date BETWEEN :first AND :last "
+            "UNION ALL SELECT viewer_key, export_date AS day FROM clean_orders "
+            "WHERE export_date BETWEEN :first AND :last",
+            window,
+        )
+        .groupby("viewer_key")["day"]
+        .max()
+    )
+    profiles = viewer_profiles(activity, orders, bots)
+    return profiles.assign(as_of_date=profiles["viewer_key"].map(touched_on))

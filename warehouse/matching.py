@@ -1,4 +1,4 @@
-"""Which plan a real session came from: the contract's matching rule.
+"""Which plan a real session came from: the contract's matching rule, and the reads it needs.
 
 A non-test session is matched to the last snapshot of a plan exported before the session's
 start, with the same platform and room and a planned start at most three hours away. Matching
@@ -10,11 +10,18 @@ seven days after their date) was cancelled and is not matched.
 
 from __future__ import annotations
 
-import pandas as pd
+import datetime as dt
 
+import pandas as pd
+from sqlalchemy import Engine
+
+from contract.exports import latest_export
 from contract.localtime import local_day, local_midnight_start_utc
+from warehouse.schema import clean_session_plans
+from warehouse.store import read_frame
 
 MAX_GAP = pd.Timedelta(hours=3)
+NEIGHBOURHOOD = pd.Timedelta(days=1)  # sessions this close in one room compete for plans
 MATCH_COLUMNS = ["session_key", "plan_id", "planned_start", "start_diff_min"]
 
 
@@ -92,3 +99,94 @@ def _still_planned(pairs: pd.DataFrame, snapshots: pd.DataFrame) -> pd.DataFrame
     ).sort_values("position")  # fmt: skip
     keep = (probe["exported_at"] == probe["last_export"]).to_numpy()
     return pairs[keep]
+
+
+def match_window(
+    engine: Engine, first: dt.date, last: dt.date, platforms: tuple[str, ...]
+) -> tuple[pd.DataFrame, set[str]]:
+    """The matches of the sessions of `platforms` that the exports of [first, last] (local
+    dates) touch, or whose neighbours in the room (within a day) they touch, by the rule above
+    on the sessions and plan snapshots exported by `last`: `clean_session_plans` rows without
+    run_id (session_key, platform, room_id, start_time and planned_start in UTC, plan_id null
+    when none matched, start_diff_min in minutes, as_of_date: the last local date that touched
+    the session or a neighbour). And the plan_ids planned (UTC date of planned_start) in the
+    window."""
+    touched = read_frame(
+        engine,
+        "SELECT session_key, platform, room_id, start_time, export_date FROM clean_sessions "
+        "WHERE export_date BETWEEN :first AND :last",
+        {"first": first.isoformat(), "last": last.isoformat()},
+    )
+    touched = touched[touched["platform"].isin(platforms)]
+    if touched.empty:
+        return pd.DataFrame(columns=[c.name for c in clean_session_plans.columns]), set()
+    touched["start_time"] = pd.to_datetime(touched["start_time"])
+    touched["export_date"] = pd.to_datetime(touched["export_date"]).dt.date
+    start, end = (
+        touched["start_time"].min() - NEIGHBOURHOOD,
+        touched["start_time"].max() + NEIGHBOURHOOD,
+    )
+    rooms = touched[["platform", "room_id"]].drop_duplicates()
+    sessions = latest_export(
+        _rooms_frame(engine, "clean_sessions", "start_time", rooms, start, end, last),
+        ["session_key"],
+    )
+    snapshots = _rooms_frame(
+        engine,
+        "clean_plans",
+        "planned_start",
+        rooms,
+        start - pd.Timedelta(hours=3),
+        end + pd.Timedelta(hours=3),
+        last,
+    )
+    matches = match_sessions_to_plans(sessions, snapshots)
+    # A session is restated as of the last date that touched it or a neighbour it competes with.
+    pairs = matches[["session_key", "platform", "room_id", "start_time"]].merge(
+        touched[["platform", "room_id", "start_time", "export_date"]],
+        on=["platform", "room_id"],
+        suffixes=("", "_touched"),
+    )
+    near = (pairs["start_time"] - pairs["start_time_touched"]).abs() <= NEIGHBOURHOOD
+    as_of = pairs[near].groupby("session_key")["export_date"].max()
+    matches = matches.assign(as_of_date=matches["session_key"].map(as_of))
+    matches = matches.dropna(subset=["as_of_date"])
+    window_plans = latest_export(snapshots, ["plan_id"]) if len(snapshots) else snapshots
+    planned_in_window = (
+        window_plans[pd.to_datetime(window_plans["planned_start"]).dt.date.between(first, last)]
+        if len(window_plans)
+        else window_plans
+    )
+    return matches, set(planned_in_window.get("plan_id", []))
+
+
+def _rooms_frame(
+    engine: Engine, table: str, time_column: str, rooms: pd.DataFrame, start, end, last: dt.date
+) -> pd.DataFrame:
+    """Rows of `table` in the given (platform, room) pairs with `time_column` in [start, end],
+    exported by `last`."""
+    frames = []
+    for (platform, room), _ in rooms.groupby(["platform", "room_id"]):
+        frames.append(
+            read_frame(
+                engine,
+                f"SELECT * FROM {table} WHERE platform = :p AND room_id = :r "
+                f"AND {time_column} BETWEEN :start AND :end AND export_date <= :last",
+                {
+                    "p": platform,
+                    "r": room,
+                    "start": str(start),
+                    "end": str(end),
+                    "last": last.isoformat(),
+                },
+            )
+        )
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def matched_plans(engine: Engine) -> pd.DataFrame:
+    """Every session matched to a plan, as `clean_session_plans` holds it now: session_key,
+    plan_id (sessions matched to no plan are left out)."""
+    return read_frame(
+        engine, "SELECT session_key, plan_id FROM clean_session_plans WHERE plan_id IS NOT NULL"
+    )

@@ -1,4 +1,5 @@
-"""The post-session review (复盘) numbers of `session_scorecard`, from clean rows.
+"""The post-session review (复盘) numbers of `session_scorecard`, from clean rows, and the
+reads they are made of.
 
 Money is summed in integer fen and rounded half-up only when a ratio is taken, so totals are
 exact; the serving table gets yuan with two decimals.
@@ -11,8 +12,10 @@ import datetime as dt
 import pandas as pd
 from sqlalchemy import Engine
 
+from contract.exports import latest_export
 from contract.localtime import local_day, local_midnight_start_utc
-from warehouse.store import read_frame
+from warehouse.money import ratio_half_up, yuan
+from warehouse.store import read_frame, read_where_in
 
 SCORECARD_COLUMNS = [
     "session_key", "platform", "room_id", "host_id", "plan_id", "start_time", "end_time",
@@ -20,22 +23,6 @@ SCORECARD_COLUMNS = [
     "new_followers", "orders", "buyers", "gmv", "refunded", "net_gmv", "aov", "conversion", "gpm",
     "platform_gmv", "gmv_gap", "as_of_date", "run_id",
 ]  # fmt: skip
-
-
-def ratio_half_up(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
-    """Integer numerator / positive integer denominator, rounded half-up; null where den <= 0."""
-    num = numerator.astype("Int64")
-    den = denominator.astype("Int64")
-    valid = den > 0
-    safe = den.where(valid, 1)
-    sign = num.where(num >= 0, -1).where(num < 0, 1)
-    result = sign * ((2 * num.abs() + safe) // (2 * safe))
-    return result.where(valid)
-
-
-def yuan(fen: pd.Series) -> pd.Series:
-    """Integer fen -> yuan (exact to two decimals as a float; NUMERIC(14,2) in the warehouse)."""
-    return fen.astype("Float64") / 100
 
 
 def paid_gmv_by_session(orders: pd.DataFrame) -> pd.DataFrame:
@@ -167,3 +154,79 @@ def cards_since(engine: Engine, first_day: dt.date) -> pd.DataFrame:
         "SELECT * FROM session_scorecard WHERE start_time >= :start",
         {"start": local_midnight_start_utc(first_day)},
     )
+
+
+def touched_sessions(engine: Engine, first: dt.date, last: dt.date) -> pd.Series:
+    """The sessions whose numbers the exports of [first, last] (local dates) can change: a
+    session's own export, an order line of it, a refund of one of its orders, or its plan
+    match. Indexed by session_key; the value is the last such date (a `dt.date`), the date the
+    session's row is then "as of"."""
+    touched = read_frame(
+        engine,
+        """
+        SELECT session_key, export_date FROM clean_sessions
+        WHERE export_date BETWEEN :first AND :last
+        UNION ALL
+        SELECT session_key, export_date FROM clean_orders
+        WHERE export_date BETWEEN :first AND :last
+        UNION ALL
+        SELECT o.session_key, r.export_date FROM clean_refunds r
+        JOIN clean_orders_current o ON o.order_key = r.order_key
+        WHERE r.export_date BETWEEN :first AND :last
+        UNION ALL
+        SELECT session_key, as_of_date FROM clean_session_plans
+        WHERE as_of_date BETWEEN :first AND :last
+        """,
+        {"first": first.isoformat(), "last": last.isoformat()},
+    )
+    touched["export_date"] = pd.to_datetime(touched["export_date"]).dt.date
+    return touched.groupby("session_key")["export_date"].max()
+
+
+def _known_through(df: pd.DataFrame, last: dt.date) -> pd.DataFrame:
+    """Only what had landed by the date `last` (a run for date D uses the data through D)."""
+    if df.empty:
+        return df
+    return df[pd.to_datetime(df["export_date"]).dt.date <= last]
+
+
+def scorecard_window(
+    engine: Engine, first: dt.date, last: dt.date, platforms: tuple[str, ...], run_id: str
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """The `session_scorecard` rows (SCORECARD_COLUMNS: money in yuan, times UTC, `as_of_date`
+    a local date) of the sessions of `platforms` that the exports of [first, last] touch
+    (`touched_sessions`), each from its session's sessions, orders and refunds as exported by
+    `last` (the latest export per key); the keys restated (session_key, as_of_date: a session
+    now known to be a test loses its row); and how many test sessions were left out."""
+    as_of = touched_sessions(engine, first, last)
+    as_of = as_of[as_of.index.str.split(":").str[0].isin(platforms)]
+    keys = list(as_of.index)
+    sessions = latest_export(
+        _known_through(read_where_in(engine, "clean_sessions", "session_key", keys), last),
+        ["session_key"],
+    )
+    orders = latest_export(
+        _known_through(read_where_in(engine, "clean_orders", "session_key", keys), last),
+        ["order_key"],
+    )
+    refunds = latest_export(
+        _known_through(
+            read_where_in(engine, "clean_refunds", "order_key", orders["order_key"]), last
+        ),
+        ["refund_key"],
+    )
+    for frame, columns in ((sessions, ["start_time", "end_time"]), (orders, ["paid_at"])):
+        for column in columns:
+            frame[column] = pd.to_datetime(frame[column])
+    plans = read_where_in(engine, "clean_session_plans", "session_key", keys)
+    plan_ids = plans.set_index("session_key")["plan_id"] if len(plans) else None
+    card = build_session_scorecard(sessions, orders, refunds, as_of, run_id, plan_ids)
+    restated = pd.DataFrame({"session_key": as_of.index, "as_of_date": as_of.to_numpy()})
+    tests = int(sessions["is_test"].astype(bool).sum()) if len(sessions) else 0
+    return card, restated, tests
+
+
+def session_gmv(engine: Engine) -> pd.DataFrame:
+    """Every row of `session_scorecard` as it stands: session_key and gmv (paid GMV in yuan,
+    two decimals, as of the row's own `as_of_date`)."""
+    return read_frame(engine, "SELECT session_key, gmv FROM session_scorecard")

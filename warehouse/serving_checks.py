@@ -1,8 +1,9 @@
 """Checks of the serving tables against the consumers' contract (serving-tables.md), each
 re-deriving what it can from the clean layer rather than trusting the code that wrote the rows.
 
-Every function returns the problems it found, one row each (empty when all is well), so the
-asset checks can say what and where.
+Every `*_problems` function returns the problems it found, one row each (empty when all is
+well), so the asset checks can say what and where; the `sampled_*` reads fetch the stored rows
+of the checks' sample of fans.
 """
 
 from __future__ import annotations
@@ -70,6 +71,23 @@ def plans_exported(
     days_of = pd.to_datetime(rows["export_date"]).dt.date
     return pd.DataFrame(
         {"plan_id": rows["plan_id"], "forecast_made_at": days_of.map(local_midnight_utc)}
+    )
+
+
+def sampled_generation(engine: Engine, day: dt.date, prefix: str = SAMPLE_PREFIX) -> pd.DataFrame:
+    """The picks of the generation stamped 24:00 local of `day` for the fans whose viewer_key
+    starts with `prefix`: plan_id, viewer_key, sku, rank (1 = first)."""
+    stamp = local_midnight_utc(day)
+    # A half-open range, not equality: SQLite stores the stamp as text with microseconds.
+    return read_frame(
+        engine,
+        "SELECT plan_id, viewer_key, sku, rank FROM product_recommendations "
+        "WHERE generated_at >= :stamp AND generated_at < :after AND viewer_key LIKE :prefix",
+        {
+            "stamp": stamp.to_pydatetime(),
+            "after": (stamp + pd.Timedelta(seconds=1)).to_pydatetime(),
+            "prefix": f"{prefix}%",
+        },
     )
 
 
@@ -164,6 +182,19 @@ def fans_from_clean_layer(
     fans["last_seen_days"] = (as_of - fans["last_day"]).dt.days
     fans["segment"] = segment(fans["orders_365d"], fans["last_seen_days"], fans["sessions_28d"])
     return fans.drop(columns="last_day")
+
+
+def sampled_segments(engine: Engine, day: dt.date, prefix: str = SAMPLE_PREFIX) -> pd.DataFrame:
+    """The `fan_segments` rows as of `day` (a local date) of the fans whose viewer_key starts
+    with `prefix`: platform, room_id, viewer_key, segment, last_seen_days, sessions_28d,
+    orders_365d, spend_365d (yuan)."""
+    return read_frame(
+        engine,
+        "SELECT platform, room_id, viewer_key, segment, last_seen_days, sessions_28d, "
+        "orders_365d, spend_365d FROM fan_segments WHERE as_of_date = :day "
+        "AND viewer_key LIKE :prefix",
+        {"day": day.isoformat(), "prefix": f"{prefix}%"},
+    )
 
 
 FAN_FIGURES = ["segment", "last_seen_days", "sessions_28d", "orders_365d", "spend_365d_fen"]

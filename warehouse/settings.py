@@ -20,6 +20,13 @@ def first_partition_date() -> dt.date:
     return dt.date.fromisoformat(FIRST_DATE)
 
 
+def partition_days_through(last: dt.date) -> list[dt.date]:
+    """Every local date from the first partition date to `last`, both included (none when
+    `last` is before it)."""
+    first = first_partition_date()
+    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
+
 KNOWN_PLATFORMS = PLATFORMS  # every platform the contract has a dialect for
 
 

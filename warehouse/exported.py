@@ -1,0 +1,73 @@
+"""Clean rows as the exports up to a date showed them: every exported version of each row, for
+point-in-time history (what was known on a date is what the exports up to it said).
+
+The forecaster's and the ranker's inputs share these reads. `export_date` comes back as
+datetime64 (the local date at midnight, `ml.history.dated`), so "exported by D" is a fast
+comparison with `pd.Timestamp(D)`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from ml.history import dated
+from warehouse.store import read_frame
+
+
+def _exported_by(
+    engine: Engine,
+    table: str,
+    columns: Sequence[str],
+    last: dt.date,
+    where: str = "",
+    params: dict | None = None,
+) -> pd.DataFrame:
+    rows = read_frame(
+        engine,
+        f"SELECT {', '.join(columns)} FROM {table} WHERE export_date <= :last{where}",
+        {"last": last.isoformat(), **(params or {})},
+    )
+    rows["export_date"] = dated(rows["export_date"])
+    return rows
+
+
+def sessions_exported_by(engine: Engine, last: dt.date) -> pd.DataFrame:
+    """Every export of every session dated `last` (a local date) or before: session_key,
+    export_date, source_line, platform, room_id, host_id, start_time (UTC), viewers, is_test;
+    one row per session and export (the latest per key: `contract.exports.latest_export`)."""
+    columns = [
+        "session_key", "export_date", "source_line", "platform", "room_id", "host_id",
+        "start_time", "viewers", "is_test",
+    ]  # fmt: skip
+    return _exported_by(engine, "clean_sessions", columns, last)
+
+
+def paid_lines_exported_by(
+    engine: Engine,
+    last: dt.date,
+    keep: Sequence[str] = (),
+    viewer_prefix: str | None = None,
+) -> pd.DataFrame:
+    """Every export, dated `last` or before, of the order lines that have a `paid_at`:
+    order_key, export_date, session_key, the columns to `keep` (viewer_key, sku), paid_fen
+    (fen), paid_at (UTC); one row per line and export (`ml.history.paid_increments` counts
+    each line once, from the first export that shows it paid). `viewer_prefix`: only the
+    lines of viewers whose viewer_key starts with it (a bucket of fans)."""
+    columns = ["order_key", "export_date", "session_key", *keep, "paid_fen", "paid_at"]
+    where, params = " AND paid_at IS NOT NULL", {}
+    if viewer_prefix is not None:
+        where += " AND viewer_key LIKE :prefix"
+        params["prefix"] = f"{viewer_prefix}%"
+    return _exported_by(engine, "clean_orders", columns, last, where, params)
+
+
+def products_exported_by(engine: Engine, last: dt.date) -> pd.DataFrame:
+    """Every export of the catalogue dated `last` or before: sku, export_date, category,
+    list_price_fen (fen), energy_grade; one row per SKU and export (a feature dated D takes
+    each SKU's latest export up to D)."""
+    columns = ["sku", "export_date", "category", "list_price_fen", "energy_grade"]
+    return _exported_by(engine, "clean_products", columns, last)

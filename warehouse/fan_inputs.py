@@ -1,0 +1,152 @@
+"""What the fan tiers and the product ranker read: the clean rows a fan history is made of, as
+exported by a date, and the planned lineups of a night's plan export.
+
+"As exported by `last`" (a local date): the rows of the exports dated `last` or before; the
+activity tables (restated per session, not per export) keep the rows of the sessions such an
+export knows. Fans are read a sixteenth at a time (`BUCKETS`: the first hex digit of
+viewer_key), so memory is bounded by a bucket's history, not the whole fan base; what does not
+depend on the viewer is read once for all buckets (`shared_inputs`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from contract.exports import latest_export
+from ml.history import paid_increments
+from warehouse.exported import paid_lines_exported_by, products_exported_by
+from warehouse.store import read_frame
+
+BUCKETS = "0123456789abcdef"
+BUYER = ("viewer_key", "sku")  # what a fan's paid line keeps beyond the session and the money
+# The rows of the sessions exported by :last (prefix a table alias to qualify it).
+_KNOWN = "session_key IN (SELECT session_key FROM clean_sessions WHERE export_date <= :last)"
+
+
+def read_fan_inputs(
+    engine: Engine,
+    last: dt.date,
+    bucket: str | None = None,
+    shared: dict[str, pd.DataFrame] | None = None,
+) -> dict[str, pd.DataFrame]:
+    """The clean rows the fan history is made of (`ml.fans.history_of`), as exported by `last`.
+
+    The frames of `shared_inputs`, and: `viewer_sessions` (session_key, viewer_key, watch_s in
+    seconds, is_bot), `viewer_products` (session_key, viewer_key, sku, clicks, carts) and `paid`
+    (each paid line once: session_key, known_date as datetime64, gmv_fen in fen, viewer_key,
+    sku). With `bucket` (a hex digit), only the viewers whose key starts with it; `shared`: the
+    frames of `shared_inputs` for the same `last`, read once for every bucket."""
+    if bucket is not None and bucket not in BUCKETS:
+        raise ValueError(f"not a bucket: {bucket!r}")
+    params = {"last": last.isoformat()}
+    viewers = ""
+    if bucket is not None:
+        viewers = " AND viewer_key LIKE :bucket"
+        params["bucket"] = f"{bucket}%"
+    shared = shared or shared_inputs(engine, last)
+    orders = paid_lines_exported_by(engine, last, keep=BUYER, viewer_prefix=bucket)
+    return {
+        **shared,
+        "viewer_sessions": read_frame(
+            engine,
+            "SELECT session_key, viewer_key, watch_s, is_bot FROM clean_viewer_sessions "
+            f"WHERE {_KNOWN}{viewers}",
+            params,
+        ),
+        "viewer_products": read_frame(
+            engine,
+            "SELECT session_key, viewer_key, sku, clicks, carts FROM clean_viewer_products "
+            f"WHERE {_KNOWN}{viewers}",
+            params,
+        ),
+        "paid": paid_increments(orders, keep=BUYER),
+    }
+
+
+def shared_inputs(engine: Engine, last: dt.date) -> dict[str, pd.DataFrame]:
+    """What the fan history needs of everyone, as exported by `last`: `sessions` (the latest
+    export of each: session_key, export_date, source_line, platform, room_id, start_time in
+    UTC, is_test), `lineups` (the current lineup of each: session_key, sku, live_price_fen and
+    coupon_fen in fen), `session_products` (`session_products`) and `products` (every export
+    of the catalogue: `warehouse.exported.products_exported_by`)."""
+    params = {"last": last.isoformat()}
+    sessions = latest_export(
+        read_frame(
+            engine,
+            "SELECT session_key, export_date, source_line, platform, room_id, start_time, "
+            "is_test FROM clean_sessions WHERE export_date <= :last",
+            params,
+        ),
+        "session_key",
+    )
+    return {
+        "sessions": sessions,
+        "lineups": read_frame(
+            engine,
+            "SELECT session_key, sku, live_price_fen, coupon_fen FROM clean_lineups_current "
+            f"WHERE {_KNOWN}",
+            params,
+        ),
+        "session_products": session_products(engine, last),
+        "products": products_exported_by(engine, last),
+    }
+
+
+def session_products(engine: Engine, last: dt.date) -> pd.DataFrame:
+    """What all human viewers did per (session, SKU), as exported by `last`, aggregated in the
+    database; three kinds of rows stacked: the lineup's audience (session_key, sku, exposed:
+    human viewers of the session), their clicks and carts (session_key, sku, clicks, carts),
+    and paid lines by the export that first showed them paid (session_key, sku, known_date: a
+    local date, orders)."""
+    params = {"last": last.isoformat()}
+    exposed = read_frame(
+        engine,
+        "SELECT l.session_key, l.sku, COUNT(v.viewer_key) AS exposed "
+        "FROM clean_lineups_current l JOIN clean_viewer_sessions v "
+        f"ON v.session_key = l.session_key AND NOT v.is_bot WHERE l.{_KNOWN} "
+        "GROUP BY l.session_key, l.sku",
+        params,
+    )
+    acted = read_frame(
+        engine,
+        "SELECT p.session_key, p.sku, SUM(p.clicks) AS clicks, SUM(p.carts) AS carts "
+        "FROM clean_viewer_products p JOIN clean_viewer_sessions v "
+        "ON v.session_key = p.session_key AND v.viewer_key = p.viewer_key AND NOT v.is_bot "
+        f"WHERE p.{_KNOWN} GROUP BY p.session_key, p.sku",
+        params,
+    )
+    paid = read_frame(
+        engine,
+        "SELECT session_key, sku, known_date, COUNT(*) AS orders FROM ("
+        "SELECT order_key, MIN(session_key) AS session_key, MIN(sku) AS sku, "
+        "MIN(export_date) AS known_date FROM clean_orders "
+        "WHERE paid_at IS NOT NULL AND export_date <= :last GROUP BY order_key) lines "
+        "GROUP BY session_key, sku, known_date",
+        params,
+    )
+    return pd.concat([exposed, acted, paid], ignore_index=True)
+
+
+def fan_input_buckets(engine: Engine, last: dt.date) -> Iterator[tuple[str, dict]]:
+    """Each bucket of `BUCKETS` with its `read_fan_inputs` as exported by `last`, the shared
+    frames read once."""
+    shared = shared_inputs(engine, last)
+    for bucket in BUCKETS:
+        yield bucket, read_fan_inputs(engine, last, bucket, shared)
+
+
+def planned_lineups(engine: Engine, day: dt.date) -> pd.DataFrame:
+    """The lineups of the plans exported on `day` (a local date), with each plan's room and
+    planned prices: plan_id, platform, room_id, sku, price_fen and coupon_fen (fen)."""
+    return read_frame(
+        engine,
+        "SELECT l.plan_id, p.platform, p.room_id, l.sku, l.planned_price_fen AS price_fen, "
+        "l.coupon_fen "
+        "FROM clean_plan_lineups l JOIN clean_plans p "
+        "ON p.plan_id = l.plan_id AND p.export_date = l.export_date WHERE l.export_date = :day",
+        {"day": day.isoformat()},
+    )
