@@ -305,7 +305,8 @@ KPI_IN_RANGE = "kpi_in_range"
     partitions_def=daily_partitions,
     description=(
         "Cross-source: the platform-reported GMV of each session restated in this partition "
-        "agrees with the sum of its paid order lines (within 1 %, and 1 yuan)."
+        f"agrees with the sum of its paid order lines (within {scorecard.GMV_GAP_SHARE:.0%}, and "
+        f"{scorecard.GMV_GAP_FLOOR:g} yuan)."
     ),
 )
 def platform_gmv_agrees(
@@ -335,15 +336,17 @@ def platform_gmv_agrees(
     blocking=False,
     partitions_def=daily_partitions,
     description=(
-        "Daily GMV, viewers and conversion of each room within 4x of its median over the 28 days "
-        "before (promotion days can trip it: a person looks)."
+        f"Daily GMV, viewers and conversion of each room within {scorecard.KPI_FACTOR:g}x of its "
+        f"median over the {scorecard.KPI_HISTORY_DAYS} days before (promotion days can trip it: "
+        "a person looks)."
     ),
 )
 def kpi_in_range(
     context: dg.AssetCheckExecutionContext, warehouse: Warehouse
 ) -> dg.AssetCheckResult:
     days = partition_dates(context)
-    card = scorecard.cards_since(warehouse.get_engine(), days[0] - dt.timedelta(days=29))
+    since = days[0] - dt.timedelta(days=scorecard.KPI_HISTORY_DAYS + 1)
+    card = scorecard.cards_since(warehouse.get_engine(), since)
     anomalies = scorecard.kpi_anomalies(card, days)
     return dg.AssetCheckResult(
         passed=anomalies.empty,

@@ -18,6 +18,7 @@ from sqlalchemy import inspect
 from orchestration.definitions import NIGHTLY_JOB
 from orchestration.run import format_report, publication_report, run_window
 from simulator import PRESETS, simulate
+from warehouse import model_registry
 from warehouse.schema import LAYERS
 from warehouse.settings import data_dir, landing_dir, truth_dir, warehouse_url
 from warehouse.store import make_engine, read_frame
@@ -302,12 +303,7 @@ def step_failures(result: dg.ExecuteInProcessResult) -> list[str]:
 def registry_lines(engine, name: str, title: str) -> tuple[list[str], dict | None]:
     """A model's versions in `model_registry` with their verdicts, and the latest's metrics
     (None when none was trained)."""
-    models = read_frame(
-        engine,
-        "SELECT version, status, decision, metrics FROM model_registry "
-        "WHERE model_name = :name ORDER BY trained_for",
-        {"name": name},
-    )
+    models = model_registry.models(engine, name)
     lines = ["", f"{title} (model_registry):"]
     for row in models.itertuples():
         lines.append(f"  {row.version}  {row.status:9s} {row.decision}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import json
 import os
@@ -90,3 +91,33 @@ def test_every_data_asset_publishes_through_dated_asset():
             continue
         assert node.tags_by_key[key].get(UNITS_TAG) in (PER_PLATFORM, PER_DATE), key
         assert dg.AssetCheckKey(key, COMPLETE) in node.check_keys, key
+
+
+# What each room may import of ours (docs/architecture.md), and whether it may import Dagster.
+ROOMS = {
+    "contract": ({"contract"}, False),
+    "ml": ({"contract", "ml"}, False),
+    "warehouse": ({"contract", "ml", "warehouse"}, False),
+    "simulator": ({"contract", "simulator"}, False),
+    "assets": ({"contract", "ml", "warehouse", "assets"}, True),
+    "orchestration": ({"contract", "ml", "warehouse", "assets", "orchestration"}, True),
+}
+
+
+def test_rooms_import_in_one_direction():
+    root = Path(__file__).resolve().parents[1]
+    crossings = []
+    for room, (allowed, dagster) in ROOMS.items():
+        for path in sorted((root / room).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                for top in {name.split(".")[0] for name in names}:
+                    ours = top in {*ROOMS, "scripts", "tests"}
+                    if (ours and top not in allowed) or (top == "dagster" and not dagster):
+                        crossings.append(f"{path.relative_to(root)} imports {top}")
+    assert crossings == []

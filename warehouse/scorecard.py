@@ -97,7 +97,19 @@ def build_session_scorecard(
     return card.rename_axis("session_key").reset_index()[SCORECARD_COLUMNS]
 
 
-def gmv_disagreements(card: pd.DataFrame, share: float = 0.01, floor: float = 1.0) -> pd.DataFrame:
+# `platform_gmv_agrees`: a platform's GMV may differ from the paid lines by this share (and yuan).
+GMV_GAP_SHARE = 0.01
+GMV_GAP_FLOOR = 1.0
+# `kpi_in_range`: a room-day's KPI within KPI_FACTOR× of its median over the KPI_HISTORY_DAYS
+# before, judged once it has KPI_MIN_HISTORY earlier days with sessions.
+KPI_HISTORY_DAYS = 28
+KPI_FACTOR = 4.0
+KPI_MIN_HISTORY = 7
+
+
+def gmv_disagreements(
+    card: pd.DataFrame, share: float = GMV_GAP_SHARE, floor: float = GMV_GAP_FLOOR
+) -> pd.DataFrame:
     """Sessions whose platform-reported GMV differs from the paid orders by more than `share`
     of it (and more than `floor` yuan): an orders file late or partial, or a platform
     restating its numbers."""
@@ -110,9 +122,9 @@ def gmv_disagreements(card: pd.DataFrame, share: float = 0.01, floor: float = 1.
 def kpi_anomalies(
     card: pd.DataFrame,
     days: list,
-    history_days: int = 28,
-    factor: float = 4.0,
-    min_history: int = 7,
+    history_days: int = KPI_HISTORY_DAYS,
+    factor: float = KPI_FACTOR,
+    min_history: int = KPI_MIN_HISTORY,
 ) -> pd.DataFrame:
     """Room-days of `days` whose GMV, viewers or conversion lie more than `factor` times away
     (either way, on a log scale) from the room's median over the `history_days` before, given
