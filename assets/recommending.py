@@ -24,7 +24,7 @@ from assets.resources import LandingZone, ModelStore, Pseudonymizer, Warehouse
 from contract.layout import marked_dates
 from contract.localtime import local_midnight_utc
 from ml import ranker, registry
-from ml.fans import fans_as_of, history_of
+from ml.fans import PICK_DAYS, fans_as_of, history_of
 from warehouse import model_registry, serving_checks
 from warehouse.fan_inputs import BUCKETS, fan_input_buckets, planned_lineups, read_fan_inputs
 from warehouse.ingest import viewer_keys
@@ -36,7 +36,6 @@ from warehouse.store import write_partition_chunks
 
 MODEL = "product_ranker"
 RANKER_KEY = dg.AssetKey(["ml", "ranker_challenger"])
-FAN_SEEN_DAYS = 90  # recommendations go to the room's fans seen in the last 90 days
 # Generations of picks older than this go when a new one is written: every plan's last picks
 # before its session stay four weeks for review, and the table stays bounded (a generation is
 # each planned lineup for every recent fan of its room: millions of rows a night).
@@ -234,7 +233,7 @@ def newest_plan_export(landing: LandingZone) -> dt.date | None:
     kinds={"sql"},
     description=(
         "`product_recommendations`: for every plan of the latest plan export, its lineup ranked "
-        f"for each fan of its room seen in the last {FAN_SEEN_DAYS} days, by the ranker in "
+        f"for each fan of its room seen in the last {PICK_DAYS} days, by the ranker in "
         "service, stamped 24:00 local of the export date. Written for the newest plan export "
         "that has landed only: picks for sessions already past are never pushed, so a backfill "
         f"of past dates writes none. Generations stamped over {KEEP_DAYS} days before the new "
@@ -270,7 +269,7 @@ def product_recommendations(
     def chunks() -> Iterator[pd.DataFrame]:
         for bucket, inputs in fan_input_buckets(engine, day):
             history = history_of(inputs)
-            fans = fans_as_of(history, day, FAN_SEEN_DAYS)
+            fans = fans_as_of(history, day, PICK_DAYS)
             ranked = ranker.rank_for_fans(history, lineups, fans, day, inputs["products"], booster)
             scored["fans"] += len(fans)
             scored["rows"] += len(ranked)
@@ -352,7 +351,7 @@ def segments_valid(
         "The contract of the date's generation of picks, on a sample of fans (viewer keys "
         f"starting with '{serving_checks.SAMPLE_PREFIX}'): each (plan, fan) ranks the plan's "
         "whole lineup 1 … n without ties and no other SKU, and the fans are exactly the room's "
-        f"fans seen in the {serving_checks.SEEN_DAYS} days ending the date (re-derived from the "
+        f"fans seen in the {PICK_DAYS} days ending the date (re-derived from the "
         "clean tables)."
     ),
 )
@@ -371,7 +370,7 @@ def recommendations_valid(
     lineups = planned_lineups(engine, day)
     lineups = lineups[lineups["plan_id"].isin(set(picks["plan_id"]))]
     fans = serving_checks.fans_from_clean_layer(engine, day)
-    fans = fans[fans["last_seen_days"] < serving_checks.SEEN_DAYS][["room_id", "viewer_key"]]
+    fans = fans[fans["last_seen_days"] < PICK_DAYS][["room_id", "viewer_key"]]
     problems = serving_checks.recommendation_problems(picks, lineups, fans)
     return recorded(context, warehouse, problems_result(problems, len(picks), "sampled_rows"))
 

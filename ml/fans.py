@@ -26,6 +26,7 @@ from contract.localtime import local_day
 SEGMENTS = ("core", "active", "potential", "dormant")
 FAN_DAYS = 365
 RECENT_DAYS = 28
+PICK_DAYS = 90  # product_recommendations go to the room's fans seen in the 90 days to the date
 VIEWER_SUMS = ["sessions", "watch_s", "clicks", "carts", "orders", "spend_fen", "click_log_price"]
 ACTION_SUMS = ["clicks", "carts", "orders"]
 ROOM_SKU_SUMS = ["exposed", "clicks", "carts", "orders"]

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from assets.recommending import FAN_SEEN_DAYS, MODEL
+from assets.recommending import MODEL
 from ml import ranker
-from ml.fans import fans_as_of, history_of, segment
+from ml.fans import PICK_DAYS, fans_as_of, history_of, segment
 from ml.metrics import ranking_metrics
 from scripts.demo import scoring_figures
 from tests.conftest import model_store, run_assets, sqlite_url
@@ -70,7 +70,7 @@ def test_every_plan_is_ranked_for_every_recent_fan_of_its_room(rec_run):
         rec_run.url,
         # Seen in the 90 days ending the date (as the 365 of a fan): 0 … 89 days ago.
         f"SELECT room_id, viewer_key FROM fan_segments WHERE as_of_date = '{LAST}' "
-        f"AND last_seen_days < {FAN_SEEN_DAYS}",
+        f"AND last_seen_days < {PICK_DAYS}",
     )
     expected = fans.merge(plans, on="room_id")[["plan_id", "viewer_key", "sku"]]
     got = recs[["plan_id", "viewer_key", "sku"]]
@@ -201,14 +201,14 @@ def test_scoring_a_sixteenth_at_a_time_gives_the_same_ranks(rec_run, inputs):
     booster = ranker.fit(*_small_training(inputs), 20)
     lineups = planned_lineups(engine, DAY)
     history = history_of(inputs)
-    fans = fans_as_of(history, DAY, FAN_SEEN_DAYS)
+    fans = fans_as_of(history, DAY, PICK_DAYS)
     whole = ranker.rank_for_fans(history, lineups, fans, DAY, inputs["products"], booster)
     parts = []
     for bucket in BUCKETS:
         part = read_fan_inputs(engine, DAY, bucket)
         assert part["viewer_sessions"]["viewer_key"].str.startswith(bucket).all()
         bucket_history = history_of(part)
-        bucket_fans = fans_as_of(bucket_history, DAY, FAN_SEEN_DAYS)
+        bucket_fans = fans_as_of(bucket_history, DAY, PICK_DAYS)
         parts.append(
             ranker.rank_for_fans(
                 bucket_history, lineups, bucket_fans, DAY, part["products"], booster

@@ -22,7 +22,6 @@ from warehouse.store import read_frame
 PROBLEM_COLUMNS = ["key", "problem"]
 # Fans whose viewer_key starts with this hex digit are the checks' sample (a sixteenth).
 SAMPLE_PREFIX = "0"
-SEEN_DAYS = 90  # product_recommendations go to the fans seen in the 90 days ending the date
 
 
 def _problems(keys: pd.Series, problem: str) -> pd.DataFrame:
