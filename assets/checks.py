@@ -1,9 +1,10 @@
 """Quality gates of the clean layer, run as Dagster asset checks after each write.
 
-Blocking checks (ERROR) stop everything downstream in the run: broken keys, impossible values,
-a ledger that does not add up. (A file whose rows are mostly broken never gets this far: it
-fails its platform-date at the door, `warehouse/ingest.broken_files`.) Warnings (WARN) show in
-the UI and let the run go on. The README's "Quality gates" says why each is which.
+Blocking checks (ERROR) stop everything downstream in the run: broken keys, a ledger that does
+not add up (a value one row can break is the door's: the row is quarantined with its reason; a
+file whose rows are mostly broken fails its platform-date at the door,
+`warehouse/ingest.broken_files`). Warnings (WARN) show in the UI and let the run go on. The
+README's "Quality gates" says why each is which.
 """
 
 import datetime as dt
@@ -12,6 +13,7 @@ from collections.abc import Callable
 import dagster as dg
 import pandas as pd
 
+from assets.clean import CLEAN_ASSET_NAMES
 from assets.gates import recorded
 from assets.metadata import counts_table, frame_md
 from assets.partitions import daily_partitions, partition_dates
@@ -25,16 +27,6 @@ from warehouse.store import read_dates
 VALID = "valid"
 LOOKS_NORMAL = "looks_normal"
 LEDGER_ADDS_UP = "ledger_adds_up"
-
-CLEAN_ASSETS = {
-    "products": "products",
-    "planned_sessions": "plans",
-    "planned_lineup": "plan_lineups",
-    "sessions": "sessions",
-    "lineup": "lineups",
-    "orders": "orders",
-    "refunds": "refunds",
-}
 
 
 def _window(context) -> tuple[dt.date, dt.date]:
@@ -183,7 +175,7 @@ def _table_rows(table: str) -> RowReader:
 
 
 def build_checks(table: str) -> list[dg.AssetChecksDefinition]:
-    key = dg.AssetKey(["clean", CLEAN_ASSETS[table]])
+    key = dg.AssetKey(["clean", CLEAN_ASSET_NAMES[table]])
     clean_table = CLEAN_TABLE[table]
 
     gx = suite_checks(
@@ -216,7 +208,7 @@ def build_checks(table: str) -> list[dg.AssetChecksDefinition]:
     return [*gx, ledger_adds_up]
 
 
-clean_checks = [check for table in CLEAN_ASSETS for check in build_checks(table)]
+clean_checks = [check for table in CLEAN_ASSET_NAMES for check in build_checks(table)]
 
 
 EVENTS_KEY = dg.AssetKey(["clean", "events"])
@@ -256,7 +248,8 @@ clean_checks += [
         EVENTS_KEY,
         "events",
         _event_rows,
-        "Great Expectations suite `events_blocking`: unique ids, known types, pseudonyms.",
+        "Great Expectations suite `events_blocking`: one row per event id (types and pseudonyms "
+        "are the door's: a bad event is quarantined with its reason).",
     ),
     events_ledger,
 ]

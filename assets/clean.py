@@ -11,14 +11,18 @@ from assets.metadata import counts_table, door_metadata, table_metadata
 from assets.partitions import partition_label
 from assets.publishing import Units, dated_asset
 from assets.resources import LandingZone, Pseudonymizer, Warehouse
+from contract.dialects import BRAND_FIELDS
 from warehouse.ingest import CLEAN_TABLE, CleanBatch, clean_brand_files, clean_platform_exports
 from warehouse.integrity import enforce_known, enforce_refund_rules
 from warehouse.publications import ALL
 from warehouse.schema import metadata, ops_ingest_ledger, ops_quarantine
 from warehouse.store import first_export_dates, read_where_in, write_partition
 
-# Landing file name -> asset name (the clean layer speaks in plurals).
+# Landing file name -> asset name (the clean layer speaks in plurals): the brand's files first.
 CLEAN_ASSET_NAMES = {
+    "products": "products",
+    "planned_sessions": "plans",
+    "planned_lineup": "plan_lineups",
     "sessions": "sessions",
     "lineup": "lineups",
     "orders": "orders",
@@ -169,16 +173,14 @@ def build_platform_asset(table: str) -> dg.AssetsDefinition:
     return clean_asset
 
 
-def build_brand_asset(
-    table: str, name: str, references: list[str], description: str
-) -> dg.AssetsDefinition:
+def build_brand_asset(table: str, references: list[str], description: str) -> dg.AssetsDefinition:
     """Assets of the brand's own files: the catalogue and the plan exports (whole-date units:
     a bad plan file holds every platform's plan matching and forecasts of its date)."""
 
     @dated_asset(
         per_platform=False,
         cascade=False,
-        key=["clean", name],
+        key=["clean", CLEAN_ASSET_NAMES[table]],
         group_name="clean",
         deps=[dg.AssetKey(["clean", ref]) for ref in references],
         kinds={"python", "sql"},
@@ -211,7 +213,6 @@ def build_brand_asset(
 
 products = build_brand_asset(
     "products",
-    "products",
     [],
     "The catalogue snapshots (`catalog/<date>/products.csv`), one row per SKU per snapshot date "
     "(`clean_products`); data of date D uses the latest snapshot dated on or before D. A "
@@ -219,7 +220,6 @@ products = build_brand_asset(
 )
 plans = build_brand_asset(
     "planned_sessions",
-    "plans",
     [],
     "Every snapshot of the session plan (`plan/<date>/planned_sessions.csv`), keyed by plan_id "
     "and export date (`clean_plans`): reservations and hosts change from one evening to the next, "
@@ -227,7 +227,6 @@ plans = build_brand_asset(
 )
 plan_lineups = build_brand_asset(
     "planned_lineup",
-    "plan_lineups",
     ["products", "plans"],
     "The planned lineup of each plan snapshot (`clean_plan_lineups`); `clean_plan_lineups_current` "
     "keeps each plan's latest exported lineup.",
@@ -237,5 +236,5 @@ clean_assets = [
     products,
     plans,
     plan_lineups,
-    *(build_platform_asset(table) for table in CLEAN_ASSET_NAMES),
+    *(build_platform_asset(table) for table in CLEAN_ASSET_NAMES if table not in BRAND_FIELDS),
 ]

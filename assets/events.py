@@ -18,7 +18,7 @@ from warehouse.activity import (
     viewer_profiles_of,
     viewer_sessions,
 )
-from warehouse.events import LATE_FOLDERS, clean_event_folder
+from warehouse.events import LATE_FOLDERS, SESSIONS_REACH_DAYS, clean_event_folder
 from warehouse.lake import partition_path, read_partition_files, write_partition_file
 from warehouse.schema import (
     clean_bot_viewers,
@@ -226,8 +226,7 @@ def viewer_activity(
         if touched.empty:
             continue
         as_of = touched.set_index("session_key")["folder"]
-        # A session's events lie in the folders from its start to two days after its end.
-        first = days[0] - dt.timedelta(days=LATE_FOLDERS + 2)
+        first = days[0] - dt.timedelta(days=SESSIONS_REACH_DAYS)
         folders = [first + dt.timedelta(days=k) for k in range((days[-1] - first).days + 1)]
         loaded = read_partition_files(lake.path, EVENTS, folders)
         loaded = loaded[loaded["session_key"].astype(str).isin(as_of.index)]

@@ -20,7 +20,7 @@ from assets.publishing import Units, dated_asset
 from assets.resources import Lake, ModelStore, Warehouse
 from contract.localtime import local_midnight_utc
 from ml import gmv, registry
-from ml.features import FEATURES, ID_COLUMNS, build_features
+from ml.features import FEATURES, ID_COLUMNS, MAX_HORIZON, build_features
 from ml.history import sessions_as_of
 from ml.plots import forecasts_png
 from warehouse import model_registry
@@ -69,7 +69,8 @@ def read_features(lake: Lake, days: list[dt.date]) -> pd.DataFrame:
     ],
     kinds={"python", "parquet"},
     description=(
-        "One row per plan exported on the date (horizon 1–7 days), described only by what was "
+        f"One row per plan exported on the date (horizon 1–{MAX_HORIZON} days), described only "
+        "by what was "
         "known that evening: the plan and its lineup, the catalogue, the calendar, the room's "
         "and host's history. Training rows and scoring rows come from this one function "
         "(`ml/features.py`). Parquet: `lake/gmv_features/export_date=<date>/`."
@@ -323,7 +324,8 @@ def session_gmv_forecast(
     ],
     kinds={"sql"},
     description=(
-        "`forecast_accuracy`: every forecast whose planned start + 3 h has passed by the end of "
+        "`forecast_accuracy`: every forecast whose planned start + "
+        f"{SCORED_AFTER.total_seconds() / 3600:g} h has passed by the end of "
         "the date, with the actual paid GMV of its matched session (null if none matched); "
         f"forecasts of the {RESTATE_DAYS} days before are restated as late orders and matches "
         "arrive."

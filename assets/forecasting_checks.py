@@ -22,7 +22,7 @@ from assets.partitions import daily_partitions, partition_dates
 from assets.resources import Lake, Warehouse
 from contract.localtime import local_midnight_utc
 from ml.drift import DRIFT_DAYS, PSI_ALERT, drift_table
-from ml.features import NUMERIC
+from ml.features import MAX_HORIZON, NUMERIC
 from warehouse import model_registry, quality, serving_checks
 from warehouse.forecasts import (
     ACCURACY_DAYS,
@@ -39,7 +39,8 @@ from warehouse.publications import published_platforms
     "gmv_features",
     lambda context, warehouse, lake: read_features(lake, partition_dates(context)),
     "Great Expectations suite `gmv_features_blocking`: one row per plan and date, the plan's "
-    "own fields never null, horizons 1–7; a model must not train or score on broken rows.",
+    f"own fields never null, horizons 1–{MAX_HORIZON}; a model must not train or score on broken "
+    "rows.",
 )
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import dagster as dg
 from sqlalchemy import Engine
 
+from contract.enums import PLATFORMS
 from ml import gmv, ranker, registry
-from warehouse.settings import KNOWN_PLATFORMS, parse_platforms
+from warehouse.settings import parse_platforms
 from warehouse.store import create_schema, make_engine
 
 _BACKTEST = gmv.BacktestConfig()
@@ -37,7 +38,7 @@ class LandingZone(Folder):
     """The folder where the platforms' exports, the events and the plans land every night, and
     the platforms this deployment sells on (comma-separated): only theirs are waited for."""
 
-    platforms: str = ",".join(KNOWN_PLATFORMS)
+    platforms: str = ",".join(PLATFORMS)
 
     @property
     def platform_list(self) -> tuple[str, ...]:

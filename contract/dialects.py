@@ -26,7 +26,9 @@ class Field:
     """One logical field: its type and whether an empty value is allowed."""
 
     name: str
-    kind: str  # text | id | int | number | money | time | status
+    # text | id | int | number | money | time | status | isotime | date | category | platform |
+    # grade
+    kind: str
     optional: bool = False
 
 

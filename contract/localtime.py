@@ -12,10 +12,10 @@ import datetime as dt
 import pandas as pd
 
 LOCAL_TZ = "Asia/Shanghai"
-LOCAL_OFFSET = pd.Timedelta(hours=8)
-LOCAL_OFFSET_MS = 8 * 3_600_000
-LOCAL_OFFSET_TEXT = "+08:00"  # as ISO 8601 writes it
-LOCAL_TIMEZONE = dt.timezone(dt.timedelta(hours=8))  # for datetime objects
+LOCAL_TIMEZONE = dt.timezone(dt.timedelta(hours=8))  # China Standard Time, for datetime objects
+LOCAL_OFFSET = pd.Timedelta(LOCAL_TIMEZONE.utcoffset(None))  # for pandas
+LOCAL_OFFSET_MS = LOCAL_OFFSET // pd.Timedelta(milliseconds=1)  # for epoch milliseconds
+LOCAL_OFFSET_TEXT = dt.datetime(2000, 1, 1, tzinfo=LOCAL_TIMEZONE).isoformat()[-6:]  # "+08:00"
 
 
 def to_local(ts: pd.Series) -> pd.Series:

@@ -193,11 +193,12 @@ def segment(
 ) -> pd.Series:
     """The contract's tiers, the first rule that holds."""
     recent = last_seen_days <= RECENT_DAYS
+    core, active, potential, dormant = SEGMENTS
     return pd.Series(
         np.select(
             [(orders_365d >= 2) & recent, sessions_28d >= 2, recent],
-            ["core", "active", "potential"],
-            default="dormant",
+            [core, active, potential],
+            default=dormant,
         ),
         index=orders_365d.index,
     )

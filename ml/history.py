@@ -12,6 +12,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
+from contract.exports import latest_export
 from contract.localtime import to_local
 from ml.calendar import STAGE, promotion_phase
 
@@ -46,9 +47,7 @@ def sessions_as_of(
     start, viewers as last reported, paid GMV and paid lines counted so far."""
     day = None if as_of is None else pd.Timestamp(as_of)
     rows = sessions if day is None else sessions[dated(sessions["export_date"]) <= day]
-    latest = rows.sort_values(["export_date", "source_line"]).drop_duplicates(
-        "session_key", keep="last"
-    )
+    latest = latest_export(rows, "session_key")
     latest = latest[~latest["is_test"].astype(bool)]
     inc = increments if day is None else increments[increments["known_date"] <= day]
     totals = inc.groupby("session_key")["gmv_fen"].agg(["sum", "size"])

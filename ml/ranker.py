@@ -5,6 +5,9 @@ product of that session's lineup, labelled 0 none, 1 clicked, 2 carted, 3 paid. 
 known the day before the session: the viewer's history in the room (ml/fans.py), the product as
 priced in the lineup, and their match. Serving scores a plan's lineup for each of the room's fans
 with the same function (`rank_features`), as of the date of the plan export.
+
+A little over ~400 lines on purpose: examples, features, training, the baselines and the
+evaluation share the labels, the feature list and the temporal split, and read best together.
 """
 
 from __future__ import annotations

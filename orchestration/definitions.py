@@ -13,7 +13,8 @@ from assets.forecasting import forecasting_assets
 from assets.forecasting_checks import forecasting_checks
 from assets.matching import session_plans
 from assets.publishing import build_platform_report
-from assets.recommending import recommending_assets, recommending_checks
+from assets.recommending import recommending_assets
+from assets.recommending_checks import recommending_checks
 from assets.resources import Lake, LandingZone, ModelStore, Pseudonymizer, Warehouse
 from assets.serving import session_scorecard
 from orchestration.sensors import build_landing_sensor

@@ -28,7 +28,8 @@ def build_landing_sensor(
         description=(
             "Runs a date once the folders of its platforms (LIVECOMMERCE_PLATFORMS), events and "
             "plan all have _SUCCESS; when a "
-            "folder lands late (after the nightly run), re-runs that date and the three after it."
+            "folder lands late (after the nightly run), re-runs that date and the "
+            f"{FOLLOWING_DAYS} after it."
         ),
     )
     def landing_sensor(context: dg.SensorEvaluationContext, landing_zone: LandingZone):

@@ -1,6 +1,9 @@
 """`make demo`: simulate the demo landing zone, run the asset graph over its whole window, and
 print what a consumer would look at. Runs are recorded in the project's Dagster instance, so
-`make ui` shows them."""
+`make ui` shows them.
+
+Longer than ~400 lines: a report, one function per section it prints (the run, the ledger's
+reconciliation with the simulator's truth, the forecaster, the ranker), read top to bottom."""
 
 from __future__ import annotations
 

@@ -17,16 +17,16 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from contract.exports import latest_export
-from warehouse.events import LATE_FOLDERS
+from warehouse.events import SESSIONS_REACH_DAYS, SKU_EVENTS
+from warehouse.schema import clean_viewer_sessions, clean_viewers
 from warehouse.store import read_frame
 
 BOT_WINDOW_MS = 60_000
 BOT_MIN_EVENTS = 61  # more than 60 events in a window make a bot
 
-SESSION_COLUMNS = [
-    "session_key", "viewer_key", "platform", "first_seen", "last_seen", "enters", "watch_s",
-    "comments", "likes", "follows", "shares", "product_clicks", "carts", "is_bot",
-]  # fmt: skip
+# The columns a step computes: the table's, without the stamps the asset adds.
+STAMPS = ("as_of_date", "run_id")
+SESSION_COLUMNS = [c.name for c in clean_viewer_sessions.columns if c.name not in STAMPS]
 COUNTED = {
     "enter": "enters",
     "comment": "comments",
@@ -116,7 +116,7 @@ def viewer_sessions(events: pd.DataFrame, bots: pd.DataFrame) -> pd.DataFrame:
 
 def viewer_products(events: pd.DataFrame) -> pd.DataFrame:
     """Per (session, viewer, SKU): product clicks and add-to-carts."""
-    product = events[events["type"].astype(str).isin(["product_click", "add_to_cart"])]
+    product = events[events["type"].astype(str).isin(SKU_EVENTS)]
     columns = ["session_key", "viewer_key", "sku", "clicks", "carts"]
     if product.empty:
         return pd.DataFrame(columns=columns)
@@ -129,15 +129,12 @@ def viewer_products(events: pd.DataFrame) -> pd.DataFrame:
     counts = (
         product.groupby(["session_key", "viewer_key", "sku", "type"]).size().unstack(fill_value=0)
     )
-    counts = counts.reindex(columns=["product_click", "add_to_cart"], fill_value=0)
+    counts = counts.reindex(columns=list(SKU_EVENTS), fill_value=0)
     counts = counts.rename(columns={"product_click": "clicks", "add_to_cart": "carts"})
     return counts.reset_index()[columns]
 
 
-VIEWER_COLUMNS = [
-    "viewer_key", "platform", "first_seen", "last_seen", "sessions", "rooms", "paid_lines",
-    "spend_fen", "province", "city", "bot_days",
-]  # fmt: skip
+VIEWER_COLUMNS = [c.name for c in clean_viewers.columns if c.name not in STAMPS]
 
 
 def viewer_profiles(
@@ -170,7 +167,7 @@ def viewer_profiles(
 
 def sessions_known_by(engine: Engine, day: dt.date) -> pd.DataFrame:
     """The sessions that can own events of the folder of `day` (a local date): those starting
-    between LATE_FOLDERS + 2 days before it and the day after it, each as its latest export
+    between SESSIONS_REACH_DAYS before it and the day after it, each as its latest export
     dated `day` or before says. Columns session_key, start_time, end_time (UTC), export_date,
     source_line; one row per session."""
     rows = read_frame(
@@ -179,7 +176,7 @@ def sessions_known_by(engine: Engine, day: dt.date) -> pd.DataFrame:
         "WHERE export_date <= :day AND start_time BETWEEN :start AND :end",
         {
             "day": day.isoformat(),
-            "start": (day - dt.timedelta(days=LATE_FOLDERS + 2)).isoformat(),
+            "start": (day - dt.timedelta(days=SESSIONS_REACH_DAYS)).isoformat(),
             "end": (day + dt.timedelta(days=1)).isoformat(),
         },
     )

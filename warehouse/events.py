@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from contract import layout
 from contract.enums import EVENT_TYPES
 from contract.layout import LandingNotReady, not_ready
 from contract.localtime import local_day
@@ -30,6 +31,9 @@ from warehouse.settings import first_partition_date
 SKU_EVENTS = ("product_click", "add_to_cart")
 WINDOW_SLACK = pd.Timedelta(minutes=10)
 LATE_FOLDERS = 2  # an event arrives in its date's folder or up to two days later
+# The sessions that can own events of a folder started at most this many days before it (the
+# events' lateness, and two days for a session's own length across midnights).
+SESSIONS_REACH_DAYS = LATE_FOLDERS + 2
 BATCH_ROWS = 1_000_000  # raw lines checked at once: bounds memory on a big day
 FIELDS = ("event_id", "ts", "platform", "session_id", "viewer_id", "type", "sku", "text")
 CATEGORICAL = ("platform", "session_key", "viewer_key", "type", "sku", "client_os", "app_version")
@@ -58,8 +62,11 @@ def event_parts(landing_root: Path | str, day: dt.date, platforms: Iterable[str]
     if problem:
         raise LandingNotReady(problem)
     wanted = set(platforms)
-    folder = Path(landing_root) / "events" / day.isoformat()
-    return sorted(p for p in folder.glob("*.jsonl.gz") if part_platform(p.name) in wanted)
+    return sorted(
+        p
+        for p in layout.folder(landing_root, "events", day).glob("*.jsonl.gz")
+        if part_platform(p.name) in wanted
+    )
 
 
 def part_platform(name: str) -> str:

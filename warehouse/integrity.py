@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from contract.exports import latest_export
 from warehouse.ingest import CleanBatch, as_quarantine
 
 
@@ -105,9 +106,7 @@ def enforce_refund_rules(
     )
     history["export_date"] = _day(history["export_date"])
     history["amount_fen"] = history["amount_fen"].astype("int64")
-    history = history.sort_values(["export_date", "source_line"], kind="stable").drop_duplicates(
-        "refund_key", keep="last"
-    )
+    history = latest_export(history, "refund_key")
     history["refunded_so_far"] = history.groupby("order_key")["amount_fen"].cumsum()
     paid = states.drop_duplicates("order_key", keep="last").set_index("order_key")["paid_fen"]
     history["over"] = history["refunded_so_far"] > history["order_key"].map(paid)

@@ -1,8 +1,9 @@
 """Great Expectations suites of the clean tables, defined in code, and a plain-data verdict.
 
-Each clean table has a blocking suite (bad data that must stop what depends on it: broken keys,
-impossible values) and a warning suite (odd but possible data a person should look at). Why
-each rule is where it is: README, "Quality gates".
+Each clean table has a blocking suite (bad data that must stop what depends on it: keys that
+are not unique; a value one row can break is quarantined at the door) and a warning suite (odd
+but possible data a person should look at). Why each rule is where it is: README, "Quality
+gates".
 """
 
 from __future__ import annotations

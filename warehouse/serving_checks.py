@@ -95,7 +95,8 @@ def recommendation_problems(
 ) -> pd.DataFrame:
     """`product_recommendations` rows of one generation (plan_id, viewer_key, sku, rank) against
     the contract: each (plan, fan) ranks the plan's whole lineup 1 … n without ties, only its
-    SKUs, and the fans are exactly those of the plan's room seen in the 90 days ending the date.
+    SKUs, and the fans are exactly those of the plan's room seen in the `PICK_DAYS` days ending
+    the date.
     `lineups`: plan_id, room_id, sku; `fans`: room_id, viewer_key (the same sample of fans)."""
     found = []
     size = lineups.groupby("plan_id")["sku"].nunique()

@@ -27,24 +27,21 @@ def partition_days_through(last: dt.date) -> list[dt.date]:
     return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-KNOWN_PLATFORMS = PLATFORMS  # every platform the contract has a dialect for
-
-
 def platforms_setting() -> str:
     """The platforms this deployment sells on, as configured: `LIVECOMMERCE_PLATFORMS`,
     comma-separated, default all three. Only their folders are waited for and read."""
-    return os.environ.get("LIVECOMMERCE_PLATFORMS", ",".join(KNOWN_PLATFORMS))
+    return os.environ.get("LIVECOMMERCE_PLATFORMS", ",".join(PLATFORMS))
 
 
 def parse_platforms(raw: str) -> tuple[str, ...]:
     """`"jd, douyin"` -> `("jd", "douyin")`. Raises ValueError for an empty list or a name the
     contract does not know."""
     chosen = tuple(dict.fromkeys(p.strip() for p in raw.split(",") if p.strip()))
-    unknown = [p for p in chosen if p not in KNOWN_PLATFORMS]
+    unknown = [p for p in chosen if p not in PLATFORMS]
     if unknown or not chosen:
         raise ValueError(
             f"LIVECOMMERCE_PLATFORMS={raw!r}: expected a comma-separated subset of "
-            f"{', '.join(KNOWN_PLATFORMS)}"
+            f"{', '.join(PLATFORMS)}"
         )
     return chosen
 
