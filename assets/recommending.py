@@ -229,8 +229,10 @@ def newest_plan_export(landing: LandingZone) -> dt.date | None:
     deps=[dg.AssetKey(["clean", "plans"]), dg.AssetKey(["clean", "plan_lineups"]), *HISTORY_DEPS],
     kinds={"sql"},
     description=(
-        "`product_recommendations`: for every plan of the latest plan export, its lineup ranked "
-        f"for each fan of its room seen in the last {PICK_DAYS} days, by the ranker in "
+        "`product_recommendations`: for every plan of the latest plan export planned within the "
+        "picks horizon (D+1 … D+h, `picks_horizon_days` of the models resource, "
+        f"{ranker.PICKS_HORIZON_DAYS} by default), its lineup ranked for each fan of its room "
+        f"seen in the last {PICK_DAYS} days, by the ranker in "
         "service, stamped 24:00 local of the export date. Written for the newest plan export "
         "that has landed only: picks for sessions already past are never pushed, so a backfill "
         f"of past dates writes none. Generations stamped over {KEEP_DAYS} days before the new "
@@ -242,6 +244,7 @@ def product_recommendations(
     units: Units,
     warehouse: Warehouse,
     landing_zone: LandingZone,
+    models: ModelStore,
 ) -> dg.MaterializeResult:
     days = units.days
     day = days[-1]
@@ -257,7 +260,7 @@ def product_recommendations(
         context.log.warning(f"no ranker in service on {day}: no recommendations")
         return dg.MaterializeResult(metadata={"generated": False, "model": "none"})
     booster = _load(champion["artifact_path"])
-    lineups = planned_lineups(engine, day)
+    lineups = planned_lineups(engine, day, models.picks_horizon_days)
     # Only the plans of platforms whose data of the date is published are ranked and replaced.
     lineups = lineups[lineups["platform"].isin(units.ready_on(day))]
     stamp = local_midnight_utc(day)

@@ -8,7 +8,7 @@ from assets.checks import problems_result, served_result
 from assets.gates import recorded
 from assets.partitions import daily_partitions, partition_dates
 from assets.recommending import MODEL, newest_plan_export, ranker_beats_champion
-from assets.resources import LandingZone, Warehouse
+from assets.resources import LandingZone, ModelStore, Warehouse
 from ml.fans import PICK_DAYS
 from warehouse import model_registry, serving_checks
 from warehouse.fan_inputs import planned_lineups
@@ -50,14 +50,14 @@ def segments_valid(
     partitions_def=daily_partitions,
     description=(
         "The contract of the date's generation of picks, on a sample of fans (viewer keys "
-        f"starting with '{serving_checks.SAMPLE_PREFIX}'): each (plan, fan) ranks the plan's "
-        "whole lineup 1 … n without ties and no other SKU, and the fans are exactly the room's "
-        f"fans seen in the {PICK_DAYS} days ending the date (re-derived from the "
-        "clean tables)."
+        f"starting with '{serving_checks.SAMPLE_PREFIX}'): the plans are exactly those within the "
+        "picks horizon, each (plan, fan) ranks the plan's whole lineup 1 … n without ties and no "
+        f"other SKU, and the fans are exactly the room's fans seen in the {PICK_DAYS} days "
+        "ending the date (re-derived from the clean tables)."
     ),
 )
 def recommendations_valid(
-    context: dg.AssetCheckExecutionContext, warehouse: Warehouse
+    context: dg.AssetCheckExecutionContext, warehouse: Warehouse, models: ModelStore
 ) -> dg.AssetCheckResult:
     engine = warehouse.get_engine()
     day = partition_dates(context)[-1]
@@ -68,8 +68,9 @@ def recommendations_valid(
             warehouse,
             dg.AssetCheckResult(passed=True, description=f"no picks generated for {day}"),
         )
-    lineups = planned_lineups(engine, day)
-    lineups = lineups[lineups["plan_id"].isin(set(picks["plan_id"]))]
+    lineups = planned_lineups(engine, day, models.picks_horizon_days)
+    platforms = published_platforms(engine, RECOMMENDATIONS_KEY.to_user_string(), day)
+    lineups = lineups[lineups["platform"].isin(platforms)]
     fans = serving_checks.fans_from_clean_layer(engine, day)
     fans = fans[fans["last_seen_days"] < PICK_DAYS][["room_id", "viewer_key"]]
     problems = serving_checks.recommendation_problems(picks, lineups, fans)
@@ -87,7 +88,10 @@ def recommendations_valid(
     ),
 )
 def recommendations_served(
-    context: dg.AssetCheckExecutionContext, warehouse: Warehouse, landing_zone: LandingZone
+    context: dg.AssetCheckExecutionContext,
+    warehouse: Warehouse,
+    landing_zone: LandingZone,
+    models: ModelStore,
 ) -> dg.AssetCheckResult:
     engine = warehouse.get_engine()
     day = partition_dates(context)[-1]
@@ -95,7 +99,7 @@ def recommendations_served(
     due = newest is None or newest <= day  # picks are pushed for the newest export only
     idle = (
         due
-        and not planned_lineups(engine, day).empty
+        and not planned_lineups(engine, day, models.picks_horizon_days).empty
         and model_registry.champion_before(engine, MODEL, day) is None
     )
     return served_result("ranker", [day] if idle else [], 1, "picks")

@@ -85,6 +85,8 @@ class ModelStore(Folder):
     # The product ranker: boosting rounds, and the last days it is evaluated on.
     ranker_rounds: int = ranker.NUM_ROUNDS
     ranker_eval_days: int = ranker.EVAL_DAYS
+    # The picks horizon h: the plans planned for D+1 … D+h get picks on date D.
+    picks_horizon_days: int = ranker.PICKS_HORIZON_DAYS
 
     def gate(self, gate: registry.Gate) -> registry.Gate:
         """A model's promotion rule with this deployment's tolerance and coverage bounds (the

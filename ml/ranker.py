@@ -69,6 +69,9 @@ PARAMS = {
 NUM_ROUNDS = 300
 TRAIN_DAYS = 365  # the model learns from the sessions of the last year before the evaluation
 EVAL_DAYS = 21  # and is evaluated on the three weeks after those
+# The picks horizon (serving-tables.md, "product_recommendations"): a run for date D ranks the
+# plans of that night's export planned for D+1 … D+h; the CRM pushes picks the evening before.
+PICKS_HORIZON_DAYS = 1
 # Promotion: a challenger's NDCG@K may be worse than the champion's by the gate's tolerance at
 # most (the deployment may set it: `ModelStore.tolerance`).
 GATE = Gate(metric=f"ndcg@{K}", higher_is_better=True)

@@ -25,6 +25,7 @@ from warehouse.settings import (
     landing_dir,
     models_dir,
     parse_platforms,
+    picks_horizon_setting,
     platforms_setting,
     truth_dir,
     viewer_key_secret_is_set,
@@ -93,7 +94,9 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
         "warehouse": Warehouse(url=warehouse_url()),
         "lake": Lake(root=str(lake_dir())),
         "pseudonymizer": Pseudonymizer(secret=_secret()),
-        "models": ModelStore(root=str(models_dir()), truth_dir=truth_dir()),
+        "models": ModelStore(
+            root=str(models_dir()), truth_dir=truth_dir(), **picks_horizon_setting()
+        ),
     }
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from assets.recommending import MODEL
+from contract.localtime import local_day
 from ml import ranker
 from ml.fans import PICK_DAYS, fans_as_of, history_of, segment
 from ml.metrics import ranking_metrics
@@ -62,10 +63,13 @@ def test_every_plan_is_ranked_for_every_recent_fan_of_its_room(rec_run):
     recs = q(rec_run.url, "SELECT * FROM product_recommendations")
     plans = q(
         rec_run.url,
-        "SELECT l.plan_id, p.room_id, l.sku FROM clean_plan_lineups l JOIN clean_plans p "
-        "ON p.plan_id = l.plan_id AND p.export_date = l.export_date "
+        "SELECT l.plan_id, p.room_id, l.sku, p.planned_start FROM clean_plan_lineups l "
+        "JOIN clean_plans p ON p.plan_id = l.plan_id AND p.export_date = l.export_date "
         f"WHERE l.export_date = '{LAST}'",
     )
+    # The picks horizon: the plans of the night's export planned for the next day only.
+    tomorrow = pd.Timestamp(LAST) + pd.Timedelta(days=1)
+    plans = plans[local_day(pd.to_datetime(plans.pop("planned_start"))) == tomorrow]
     fans = q(
         rec_run.url,
         # Seen in the 90 days ending the date (as the 365 of a fan): 0 … 89 days ago.
@@ -199,7 +203,7 @@ def test_training_twice_gives_the_same_ranker(inputs):
 def test_scoring_a_sixteenth_at_a_time_gives_the_same_ranks(rec_run, inputs):
     engine = make_engine(rec_run.url)
     booster = ranker.fit(*_small_training(inputs), 20)
-    lineups = planned_lineups(engine, DAY)
+    lineups = planned_lineups(engine, DAY, ranker.PICKS_HORIZON_DAYS)
     history = history_of(inputs)
     fans = fans_as_of(history, DAY, PICK_DAYS)
     whole = ranker.rank_for_fans(history, lineups, fans, DAY, inputs["products"], booster)

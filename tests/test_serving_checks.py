@@ -11,7 +11,7 @@ import pytest
 from assets.publishing import Units, describe
 from warehouse import publications, serving_checks
 from warehouse.publications import ALL
-from warehouse.settings import parse_platforms
+from warehouse.settings import parse_platforms, picks_horizon_setting
 from warehouse.store import create_schema, make_engine
 
 STAMP = pd.Timestamp("2026-11-01 16:00:00")
@@ -89,6 +89,10 @@ def test_recommendation_check_passes_good_rows():
         (
             lambda p: pd.concat([p, p.head(3).assign(viewer_key="0cc")]),
             "not a recent fan of the room",
+        ),
+        (
+            lambda p: pd.concat([p, p.head(3).assign(plan_id="P-next-week")]),
+            "a plan outside the picks horizon",
         ),
     ],
 )
@@ -208,6 +212,17 @@ def test_platforms_are_configuration():
     for wrong in ("", "jd,kuaishou"):
         with pytest.raises(ValueError, match="LIVECOMMERCE_PLATFORMS"):
             parse_platforms(wrong)
+
+
+def test_the_picks_horizon_is_configuration(monkeypatch):
+    monkeypatch.delenv("LIVECOMMERCE_PICKS_HORIZON_DAYS", raising=False)
+    assert picks_horizon_setting() == {}  # the model's default (1) holds
+    monkeypatch.setenv("LIVECOMMERCE_PICKS_HORIZON_DAYS", "3")
+    assert picks_horizon_setting() == {"picks_horizon_days": 3}
+    for wrong in ("0", "8", "two", "-1"):
+        monkeypatch.setenv("LIVECOMMERCE_PICKS_HORIZON_DAYS", wrong)
+        with pytest.raises(ValueError, match="LIVECOMMERCE_PICKS_HORIZON_DAYS"):
+            picks_horizon_setting()
 
 
 def test_a_date_never_run_holds_the_dates_after_it(engine):

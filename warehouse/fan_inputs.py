@@ -17,6 +17,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from contract.exports import latest_export
+from contract.localtime import local_day
 from ml.history import paid_increments
 from warehouse.exported import paid_lines_exported_by, products_exported_by
 from warehouse.store import read_frame
@@ -139,14 +140,18 @@ def fan_input_buckets(engine: Engine, last: dt.date) -> Iterator[tuple[str, dict
         yield bucket, read_fan_inputs(engine, last, bucket, shared)
 
 
-def planned_lineups(engine: Engine, day: dt.date) -> pd.DataFrame:
-    """The lineups of the plans exported on `day` (a local date), with each plan's room and
+def planned_lineups(engine: Engine, day: dt.date, horizon_days: int) -> pd.DataFrame:
+    """The lineups of the plans exported on `day` (a local date) and planned for a local date
+    within `day` + 1 … `day` + `horizon_days` (the picks horizon), with each plan's room and
     planned prices: plan_id, platform, room_id, sku, price_fen and coupon_fen (fen)."""
-    return read_frame(
+    rows = read_frame(
         engine,
         "SELECT l.plan_id, p.platform, p.room_id, l.sku, l.planned_price_fen AS price_fen, "
-        "l.coupon_fen "
+        "l.coupon_fen, p.planned_start "
         "FROM clean_plan_lineups l JOIN clean_plans p "
         "ON p.plan_id = l.plan_id AND p.export_date = l.export_date WHERE l.export_date = :day",
         {"day": day.isoformat()},
     )
+    ahead = (local_day(pd.to_datetime(rows["planned_start"])) - pd.Timestamp(day)).dt.days
+    within = rows[ahead.between(1, horizon_days)]
+    return within.drop(columns="planned_start").reset_index(drop=True)

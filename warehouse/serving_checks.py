@@ -94,9 +94,9 @@ def recommendation_problems(
     picks: pd.DataFrame, lineups: pd.DataFrame, fans: pd.DataFrame
 ) -> pd.DataFrame:
     """`product_recommendations` rows of one generation (plan_id, viewer_key, sku, rank) against
-    the contract: each (plan, fan) ranks the plan's whole lineup 1 … n without ties, only its
-    SKUs, and the fans are exactly those of the plan's room seen in the `PICK_DAYS` days ending
-    the date.
+    the contract: the plans are exactly those of `lineups` (the picks horizon's), each (plan,
+    fan) ranks the plan's whole lineup 1 … n without ties, only its SKUs, and the fans are
+    exactly those of the plan's room seen in the `PICK_DAYS` days ending the date.
     `lineups`: plan_id, room_id, sku; `fans`: room_id, viewer_key (the same sample of fans)."""
     found = []
     size = lineups.groupby("plan_id")["sku"].nunique()
@@ -111,6 +111,8 @@ def recommendation_problems(
     )
     found.append(_problems(key[~ranks_ok], "ranks are not 1 … n without ties"))
     found.append(_problems(key[ranks_ok & (shape["count"] != shape["n"])], "not the whole lineup"))
+    outside = sorted(set(picks["plan_id"]) - set(lineups["plan_id"]))
+    found.append(_problems(pd.Series(outside, dtype=object), "a plan outside the picks horizon"))
     listed = picks.merge(
         lineups[["plan_id", "sku"]], on=["plan_id", "sku"], how="left", indicator=True
     )

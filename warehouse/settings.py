@@ -6,7 +6,7 @@ import datetime as dt
 import os
 from pathlib import Path
 
-from contract.enums import PLATFORMS
+from contract.enums import PLAN_DAYS, PLATFORMS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,6 +76,20 @@ def truth_dir() -> str:
     trains, so a landing zone simulated after start-up counts."""
     embedded = "" if os.environ.get("LANDING_DIR") else str(data_dir() / "sim" / "truth")
     return os.environ.get("TRUTH_DIR", embedded)
+
+
+def picks_horizon_setting() -> dict[str, int]:
+    """`LIVECOMMERCE_PICKS_HORIZON_DAYS` (h: the plans planned for D+1 … D+h get picks on date
+    D) as a `ModelStore` field when set; empty otherwise, so the model's default holds. Raises
+    ValueError for a value that is not a whole number of days from 1 to 7."""
+    raw = os.environ.get("LIVECOMMERCE_PICKS_HORIZON_DAYS")
+    if raw is None:
+        return {}
+    if not raw.strip().isdigit() or not 1 <= int(raw) <= PLAN_DAYS:
+        raise ValueError(
+            f"LIVECOMMERCE_PICKS_HORIZON_DAYS={raw!r}: expected whole days from 1 to {PLAN_DAYS}"
+        )
+    return {"picks_horizon_days": int(raw)}
 
 
 # viewer_key = HMAC-SHA256(secret, "<platform>:<viewer_id>") (landing-zone.md): the secret is
