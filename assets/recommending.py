@@ -274,7 +274,8 @@ def product_recommendations(
             scored["fans"] += len(fans)
             scored["rows"] += len(ranked)
             context.log.info(
-                f"product_recommendations: bucket {bucket}/{BUCKETS[-1]}: {len(fans):,} fans, "
+                f"product_recommendations: bucket {bucket} (viewer keys {bucket}…; "
+                f"{BUCKETS[0]} … {BUCKETS[-1]}, or * for all): {len(fans):,} fans, "
                 f"{scored['rows']:,} rows so far"
             )
             rows = ranked.assign(

@@ -5,7 +5,8 @@ exported by a date, and the planned lineups of a night's plan export.
 activity tables (restated per session, not per export) keep the rows of the sessions such an
 export knows. Fans are read a sixteenth at a time (`BUCKETS`: the first hex digit of
 viewer_key), so memory is bounded by a bucket's history, not the whole fan base; what does not
-depend on the viewer is read once for all buckets (`shared_inputs`).
+depend on the viewer is read once for all buckets (`shared_inputs`). While the fan inputs are
+small (`ONE_BUCKET_ROWS`) they are read at once: sixteen passes would cost more than they save.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from warehouse.exported import paid_lines_exported_by, products_exported_by
 from warehouse.store import read_frame
 
 BUCKETS = "0123456789abcdef"
+# Below this many rows of viewer activity and order lines, every fan is read in one bucket.
+ONE_BUCKET_ROWS = 200_000
 BUYER = ("viewer_key", "sku")  # what a fan's paid line keeps beyond the session and the money
 # The rows of the sessions exported by :last (prefix a table alias to qualify it).
 _KNOWN = "session_key IN (SELECT session_key FROM clean_sessions WHERE export_date <= :last)"
@@ -134,10 +137,25 @@ def session_products(engine: Engine, last: dt.date) -> pd.DataFrame:
 
 def fan_input_buckets(engine: Engine, last: dt.date) -> Iterator[tuple[str, dict]]:
     """Each bucket of `BUCKETS` with its `read_fan_inputs` as exported by `last`, the shared
-    frames read once."""
+    frames read once; one bucket, `"*"` (every fan), while the inputs are under
+    `ONE_BUCKET_ROWS` rows."""
     shared = shared_inputs(engine, last)
+    if _input_rows(engine, last) < ONE_BUCKET_ROWS:
+        yield "*", read_fan_inputs(engine, last, None, shared)
+        return
     for bucket in BUCKETS:
         yield bucket, read_fan_inputs(engine, last, bucket, shared)
+
+
+def _input_rows(engine: Engine, last: dt.date) -> int:
+    """Rows of viewer activity and order lines exported by `last`: the size of a fan history."""
+    counts = read_frame(
+        engine,
+        f"SELECT COUNT(*) AS n FROM clean_viewer_sessions WHERE {_KNOWN} "
+        "UNION ALL SELECT COUNT(*) AS n FROM clean_orders WHERE export_date <= :last",
+        {"last": last.isoformat()},
+    )
+    return int(counts["n"].sum())
 
 
 def planned_lineups(engine: Engine, day: dt.date, horizon_days: int) -> pd.DataFrame:
