@@ -282,13 +282,12 @@ def summary(url: str) -> str:
 
 
 def stages(first: dt.date, last: dt.date, served_days: int = 28) -> list[tuple[dt.date, dt.date]]:
-    """The demo's runs: one backfill up to four weeks before the end, then two of two weeks
-    each, as the nightly runs would have gone. A model trained in one run serves from the day
-    after, so the last four weeks get forecasts from models that had not seen them, which
-    `forecast_accuracy` then scores."""
+    """The demo's runs: one backfill up to four weeks before the end, then one over those four
+    weeks. The model trained in the first serves from the day after, so the last four weeks
+    get forecasts from a model that had not seen them, which `forecast_accuracy` then scores;
+    the second run trains its challenger and judges it at the gate."""
     cut = max(first, last - dt.timedelta(days=served_days))
-    half = cut + dt.timedelta(days=served_days // 2)
-    runs = [(first, cut), (cut + dt.timedelta(days=1), half), (half + dt.timedelta(days=1), last)]
+    runs = [(first, cut), (cut + dt.timedelta(days=1), last)]
     return [(a, b) for a, b in runs if a <= b]
 
 
