@@ -264,7 +264,8 @@ def product_recommendations(
     # Only the plans of platforms whose data of the date is published are ranked and replaced.
     lineups = lineups[lineups["platform"].isin(units.ready_on(day))]
     stamp = local_midnight_utc(day)
-    started, scored, sample = time.perf_counter(), {"fans": 0, "rows": 0}, []
+    plans = lineups["plan_id"].nunique()
+    started, scored, sample = time.perf_counter(), {"fans": 0, "rows": 0, "buckets": 0}, []
 
     def chunks() -> Iterator[pd.DataFrame]:
         for bucket, inputs in fan_input_buckets(engine, day):
@@ -273,10 +274,11 @@ def product_recommendations(
             ranked = ranker.rank_for_fans(history, lineups, fans, day, inputs["products"], booster)
             scored["fans"] += len(fans)
             scored["rows"] += len(ranked)
+            scored["buckets"] += 1
+            done = "all fans" if bucket == "*" else f"{scored['buckets']} of {len(BUCKETS)} buckets"
             context.log.info(
-                f"product_recommendations: bucket {bucket} (viewer keys {bucket}…; "
-                f"{BUCKETS[0]} … {BUCKETS[-1]}, or * for all): {len(fans):,} fans, "
-                f"{scored['rows']:,} rows so far"
+                f"product_recommendations: {plans} plans ranked for {done} "
+                f"({scored['fans']:,} fans, {scored['rows']:,} rows so far)"
             )
             rows = ranked.assign(
                 model_version=champion["version"], generated_at=stamp, run_id=context.run.run_id

@@ -415,8 +415,12 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     ensure_landing(args.preset, args.seed)
     preset = PRESETS[args.preset]
-    for first, last in stages(preset.start, preset.end):
-        print(f"running the '{NIGHTLY_JOB}' job over {first} … {last} in one run ...")
+    runs = stages(preset.start, preset.end)
+    for number, (first, last) in enumerate(runs, 1):
+        print(
+            f"run {number} of {len(runs)}: the '{NIGHTLY_JOB}' job over {first} … {last} "
+            f"({(last - first).days + 1} dates) in one run ..."
+        )
         result = run_window(first.isoformat(), last.isoformat())
         failures = step_failures(result)
         if failures:
