@@ -215,30 +215,40 @@ def verdicts(results: dict) -> list[str]:
     ]
 
 
+def measure(out: Path, landing: Path | None) -> dict[str, dict]:
+    """Run every stage; results.json keeps what is measured so far."""
+    results: dict[str, dict] = {}
+    for name, code in STAGES.items():
+        if name == "simulate" and landing:
+            results[name] = {"rows": 0, "unit": "skipped", "seconds": 1.0, "peak_rss_mib": 0}
+            continue
+        print(f"running: {name} ...", flush=True)
+        params = {}
+        if name.startswith("floor"):
+            clean = results["nightly run, bench day"]["nightly"]["stages"]["ingest and clean"]
+            params["clean_rows"] = clean["rows"]
+        results[name] = run_stage(code, out, landing or out / "landing", params)
+        (out / "results.json").write_text(json.dumps(results, indent=1))
+    return results
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, help="working folder (default: a temporary one)")
     parser.add_argument(
         "--landing", type=Path, help="an already simulated landing zone (skips the simulation)"
     )
+    parser.add_argument(
+        "--report", type=Path, help="print the tables of an earlier run's results.json only"
+    )
     args = parser.parse_args(argv)
-    out = args.out or Path(tempfile.mkdtemp(prefix="livecommerce-bench-"))
-    out.mkdir(parents=True, exist_ok=True)
-    landing = args.landing or out / "landing"
     started = time.perf_counter()
-    results: dict[str, dict] = {}
-    for name, code in STAGES.items():
-        if name == "simulate" and args.landing:
-            results[name] = {"rows": 0, "unit": "skipped", "seconds": 1.0, "peak_rss_mib": 0}
-            continue
-        print(f"running: {name} ...", flush=True)
-        params = {}
-        if name.startswith("floor"):
-            params["clean_rows"] = results["nightly run, bench day"]["nightly"]["stages"][
-                "ingest and clean"
-            ]["rows"]
-        results[name] = run_stage(code, out, landing, params)
-    (out / "results.json").write_text(json.dumps(results, indent=1))
+    if args.report:
+        out, results = args.report.parent, json.loads(args.report.read_text())
+    else:
+        out = args.out or Path(tempfile.mkdtemp(prefix="livecommerce-bench-"))
+        out.mkdir(parents=True, exist_ok=True)
+        results = measure(out, args.landing)
     print()
     print("\n".join(table(results)))
     print()
