@@ -57,7 +57,7 @@ report(sum(s["rows"] for s in r["stages"].values()), "rows written", r["wall_s"]
 """,
     "nightly run, bench day": """
 from scripts.bench import nightly
-r = nightly.run(LANDING, OUT / "run", DAY, DAY)
+r = nightly.run(LANDING, OUT / "run", DAY, DAY, tuple(PARAMS["without"]))
 (OUT / "nightly.json").write_text(json.dumps(r, indent=1))
 report(sum(s["rows"] for s in r["stages"].values()), "rows written", r["wall_s"], nightly=r)
 """,
@@ -215,7 +215,7 @@ def verdicts(results: dict) -> list[str]:
     ]
 
 
-def measure(out: Path, landing: Path | None) -> dict[str, dict]:
+def measure(out: Path, landing: Path | None, without: list[str]) -> dict[str, dict]:
     """Run every stage; results.json keeps what is measured so far."""
     results: dict[str, dict] = {}
     for name, code in STAGES.items():
@@ -223,7 +223,7 @@ def measure(out: Path, landing: Path | None) -> dict[str, dict]:
             results[name] = {"rows": 0, "unit": "skipped", "seconds": 1.0, "peak_rss_mib": 0}
             continue
         print(f"running: {name} ...", flush=True)
-        params = {}
+        params: dict = {"without": without}
         if name.startswith("floor"):
             clean = results["nightly run, bench day"]["nightly"]["stages"]["ingest and clean"]
             params["clean_rows"] = clean["rows"]
@@ -239,6 +239,12 @@ def main(argv: list[str] | None = None) -> None:
         "--landing", type=Path, help="an already simulated landing zone (skips the simulation)"
     )
     parser.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        help="leave this asset key (and what is downstream) out of the bench day's run",
+    )
+    parser.add_argument(
         "--report", type=Path, help="print the tables of an earlier run's results.json only"
     )
     args = parser.parse_args(argv)
@@ -248,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         out = args.out or Path(tempfile.mkdtemp(prefix="livecommerce-bench-"))
         out.mkdir(parents=True, exist_ok=True)
-        results = measure(out, args.landing)
+        results = measure(out, args.landing, args.without)
     print()
     print("\n".join(table(results)))
     print()
