@@ -24,7 +24,13 @@ from contract.localtime import local_midnight_utc
 from ml import ranker, registry
 from ml.fans import PICK_DAYS, fans_as_of, history_of
 from warehouse import model_registry
-from warehouse.fan_inputs import BUCKETS, fan_input_buckets, planned_lineups, read_fan_inputs
+from warehouse.fan_inputs import (
+    ALL_FANS,
+    BUCKETS,
+    fan_input_buckets,
+    planned_lineups,
+    read_fan_inputs,
+)
 from warehouse.ingest import viewer_keys
 from warehouse.money import yuan
 from warehouse.schema import fan_segments as segments_table
@@ -275,7 +281,11 @@ def product_recommendations(
             scored["fans"] += len(fans)
             scored["rows"] += len(ranked)
             scored["buckets"] += 1
-            done = "all fans" if bucket == "*" else f"{scored['buckets']} of {len(BUCKETS)} buckets"
+            done = (
+                "all fans"
+                if bucket == ALL_FANS
+                else f"{scored['buckets']} of {len(BUCKETS)} buckets"
+            )
             context.log.info(
                 f"product_recommendations: {plans} plans ranked for {done} "
                 f"({scored['fans']:,} fans, {scored['rows']:,} rows so far)"

@@ -26,6 +26,7 @@ from warehouse.store import read_frame
 BUCKETS = "0123456789abcdef"
 # Below this many rows of viewer activity and order lines, every fan is read in one bucket.
 ONE_BUCKET_ROWS = 200_000
+ALL_FANS = "*"  # the name of that one bucket
 BUYER = ("viewer_key", "sku")  # what a fan's paid line keeps beyond the session and the money
 # The rows of the sessions exported by :last (prefix a table alias to qualify it).
 _KNOWN = "session_key IN (SELECT session_key FROM clean_sessions WHERE export_date <= :last)"
@@ -137,11 +138,11 @@ def session_products(engine: Engine, last: dt.date) -> pd.DataFrame:
 
 def fan_input_buckets(engine: Engine, last: dt.date) -> Iterator[tuple[str, dict]]:
     """Each bucket of `BUCKETS` with its `read_fan_inputs` as exported by `last`, the shared
-    frames read once; one bucket, `"*"` (every fan), while the inputs are under
+    frames read once; one bucket, `ALL_FANS`, while the inputs are under
     `ONE_BUCKET_ROWS` rows."""
     shared = shared_inputs(engine, last)
     if _input_rows(engine, last) < ONE_BUCKET_ROWS:
-        yield "*", read_fan_inputs(engine, last, None, shared)
+        yield ALL_FANS, read_fan_inputs(engine, last, None, shared)
         return
     for bucket in BUCKETS:
         yield bucket, read_fan_inputs(engine, last, bucket, shared)
