@@ -39,9 +39,7 @@ run: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 ui: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster dev -m orchestration.definitions -h 127.0.0.1 -p 3000
 
-# The bench alone installs duckdb (the `bench` extra: its DuckDB peer), so demo and test do not.
 bench: $(VENV)/.installed
-	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) -m scripts.bench
 
 lint: $(VENV)/.installed

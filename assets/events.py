@@ -19,7 +19,14 @@ from warehouse.activity import (
     viewer_sessions,
 )
 from warehouse.events import LATE_FOLDERS, SESSIONS_REACH_DAYS, clean_event_folder
-from warehouse.lake import partition_path, read_partition_files, write_partition_file
+from warehouse.lake import (
+    connect,
+    partition_path,
+    partition_view,
+    read_partition_files,
+    sql_list,
+    write_partition_file,
+)
 from warehouse.schema import (
     clean_bot_viewers,
     clean_viewer_products,
@@ -129,21 +136,25 @@ def events(
     )
 
 
-def _touched(
-    lake: Lake, days: list[dt.date], column: str, platforms: tuple[str, ...]
-) -> pd.DataFrame:
+# The clean events' columns as DuckDB reads them from the lake (warehouse.lake.partition_view).
+EVENT_TYPES_SQL = {
+    "event_id": "VARCHAR", "ts": "TIMESTAMP", "event_date": "DATE", "platform": "VARCHAR",
+    "session_key": "VARCHAR", "viewer_key": "VARCHAR", "type": "VARCHAR", "sku": "VARCHAR",
+    "source_file": "VARCHAR", "source_line": "BIGINT",
+}  # fmt: skip
+
+
+def _touched(con, lake: Lake, days: list[dt.date], column: str, platforms: tuple[str, ...]):
     """(platform, value of `column`) pairs in the window's event folders of `platforms`, with
     the last folder date holding each: what the window restates, and as of when."""
-    frames = [
-        read_partition_files(lake.path, EVENTS, [day], ["platform", column]).assign(folder=day)
-        for day in days
-    ]
-    seen = pd.concat(frames, ignore_index=True)
-    seen = seen[seen["platform"].astype(str).isin(platforms)]
-    if seen.empty:
-        return pd.DataFrame(columns=["platform", column, "folder"])
-    seen = seen.assign(platform=seen["platform"].astype(str), **{column: seen[column].astype(str)})
-    return seen.groupby(["platform", column], as_index=False)["folder"].max()
+    partition_view(con, "window_events", lake.path, EVENTS, days, EVENT_TYPES_SQL)
+    seen = con.execute(
+        f"SELECT platform, {column}::VARCHAR AS {column}, max(export_date) AS folder "
+        "FROM window_events WHERE platform IN (SELECT unnest($1)) GROUP BY ALL",
+        [list(platforms)],
+    ).df()
+    seen["folder"] = pd.to_datetime(seen["folder"]).dt.date
+    return seen
 
 
 @dated_asset(
@@ -162,18 +173,16 @@ def bot_viewers(
     context: dg.AssetExecutionContext, units: Units, warehouse: Warehouse, lake: Lake
 ) -> dg.MaterializeResult:
     found, restated_dates, written = [], 0, 0
+    con = connect(lake.path)
     for days, platforms in units.windows():
-        touched = _touched(lake, days, "event_date", platforms)
+        touched = _touched(con, lake, days, "event_date", platforms)
         if touched.empty:
             continue
         dates = sorted({dt.date.fromisoformat(d) for d in touched["event_date"]})
         folders = [dates[0] + dt.timedelta(days=k) for k in range((days[-1] - dates[0]).days + 1)]
-        columns = ["platform", "viewer_key", "event_date", "ts"]
-        loaded = read_partition_files(lake.path, EVENTS, folders, columns)
-        loaded = loaded[
-            loaded["event_date"].isin(dates) & loaded["platform"].astype(str).isin(platforms)
-        ]
-        bots = bot_viewer_days(loaded)
+        where = f"event_date IN ({sql_list(dates)}) AND platform IN ({sql_list(platforms)})"
+        partition_view(con, "events", lake.path, EVENTS, folders, EVENT_TYPES_SQL, where)
+        bots = bot_viewer_days(con)
         # As of the last folder that touched the platform's date; every touched platform-date is
         # restated, also the ones that now have no bot.
         restated = touched.rename(columns={"folder": "as_of_date"})
@@ -221,17 +230,18 @@ def viewer_activity(
 ) -> dg.MaterializeResult:
     engine = warehouse.get_engine()
     all_sessions, written, products_n, recomputed = [], 0, 0, 0
+    con = connect(lake.path)
     for days, platforms in units.windows():
-        touched = _touched(lake, days, "session_key", platforms)
+        touched = _touched(con, lake, days, "session_key", platforms)
         if touched.empty:
             continue
         as_of = touched.set_index("session_key")["folder"]
         first = days[0] - dt.timedelta(days=SESSIONS_REACH_DAYS)
         folders = [first + dt.timedelta(days=k) for k in range((days[-1] - first).days + 1)]
-        loaded = read_partition_files(lake.path, EVENTS, folders)
-        loaded = loaded[loaded["session_key"].astype(str).isin(as_of.index)]
-        sessions = viewer_sessions(loaded, known_bot_days(engine))
-        products = viewer_products(loaded)
+        where = f"session_key IN ({sql_list(as_of.index)})"
+        partition_view(con, "events", lake.path, EVENTS, folders, EVENT_TYPES_SQL, where)
+        sessions = viewer_sessions(con, known_bot_days(engine))
+        products = viewer_products(con)
         for frame in (sessions, products):
             frame["as_of_date"] = frame["session_key"].astype(str).map(as_of)
             frame["run_id"] = context.run.run_id

@@ -188,7 +188,7 @@ def test_no_feature_before_a_cutoff_changes_when_the_future_does(inputs):
 
 
 def test_training_twice_gives_the_same_ranker(inputs):
-    examples = ranker.buyer_queries(examples_of(inputs))
+    examples = examples_of(inputs)
     rows = examples.assign(query=ranker.query_ids(examples, ["session_key", "viewer_key"]))
     history = history_of(inputs)
     features = ranker.rank_features(
@@ -226,7 +226,7 @@ def test_scoring_a_sixteenth_at_a_time_gives_the_same_ranks(rec_run, inputs):
 
 
 def _small_training(inputs: dict) -> tuple[pd.DataFrame, np.ndarray]:
-    examples = ranker.buyer_queries(examples_of(inputs))
+    examples = examples_of(inputs)
     rows = examples.assign(query=ranker.query_ids(examples, ["session_key", "viewer_key"]))
     features = ranker.rank_features(
         history_of(inputs), rows[[*ranker.CANDIDATE_COLUMNS, "query"]], inputs["products"]

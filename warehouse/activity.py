@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-import numpy as np
+import duckdb
 import pandas as pd
 from sqlalchemy import Engine
 
@@ -38,100 +38,111 @@ COUNTED = {
 }
 
 
-def peak_events_per_minute(events: pd.DataFrame) -> pd.DataFrame:
-    """Per (platform, viewer_key, event_date): the most events in any 60-second window."""
-    if events.empty:
-        return pd.DataFrame(
-            columns=["platform", "viewer_key", "event_date", "events", "peak_events_60s"]
-        )
-    frame = events[["platform", "viewer_key", "event_date", "ts"]].copy()
-    # A window belongs to the viewer-day it is reported for: one starting just before local
-    # midnight must not count the next day's events (the peak would exceed the day's events).
-    frame["viewer"] = frame.groupby(
-        ["platform", "viewer_key", "event_date"], observed=True
-    ).ngroup()
-    ms = pd.to_datetime(frame["ts"]).astype("datetime64[ms]").astype("int64").to_numpy()
-    # One sorted key per viewer-day and time: a 60 s window never spills into the next one.
-    key = (frame["viewer"].to_numpy().astype(np.int64) << 42) + (ms - ms.min())
-    order = np.argsort(key, kind="stable")
-    sorted_key = key[order]
-    in_window = np.searchsorted(sorted_key, sorted_key + BOT_WINDOW_MS, side="left") - np.arange(
-        len(key)
-    )
-    frame = frame.iloc[order].assign(in_window=in_window)
-    grouped = frame.groupby(["platform", "viewer_key", "event_date"], observed=True)
-    return grouped.agg(events=("ts", "size"), peak_events_60s=("in_window", "max")).reset_index()
+# The rules below are DuckDB SQL over a view `events` of clean events (warehouse.lake's
+# `partition_view`, or a registered frame in tests) with at least the columns each reads:
+# platform, viewer_key, session_key, type, sku, ts (UTC), event_date (local), and for a stable
+# order of events at the same millisecond export_date, source_file and source_line.
+
+_PEAKS = f"""
+WITH days AS (  -- a viewer-day needs more than 60 events to have 61 in a minute
+    SELECT platform, viewer_key, event_date, count(*) AS events
+      FROM events GROUP BY ALL HAVING count(*) >= {{least}}
+), windows AS (
+    SELECT e.platform, e.viewer_key, e.event_date,
+           count(*) OVER (
+               PARTITION BY e.platform, e.viewer_key, e.event_date ORDER BY epoch_ms(e.ts)
+               RANGE BETWEEN CURRENT ROW AND {BOT_WINDOW_MS - 1} FOLLOWING
+           ) AS in_window
+      FROM events e SEMI JOIN days USING (platform, viewer_key, event_date)
+)
+SELECT platform, viewer_key, event_date, any_value(events) AS events,
+       max(in_window) AS peak_events_60s
+  FROM windows JOIN days USING (platform, viewer_key, event_date)
+ GROUP BY ALL
+"""
 
 
-def bot_viewer_days(events: pd.DataFrame) -> pd.DataFrame:
-    peaks = peak_events_per_minute(events)
+def peak_events_per_minute(con: duckdb.DuckDBPyConnection, least: int = 1) -> pd.DataFrame:
+    """Per (platform, viewer_key, event_date) with at least `least` events: the events and the
+    most of them in any 60-second window of that local day (a window starting just before
+    local midnight does not count the next day's events). `event_date` as `datetime.date`."""
+    peaks = con.execute(_PEAKS.format(least=least)).df()
+    peaks["event_date"] = pd.to_datetime(peaks["event_date"]).dt.date
+    for column in ("events", "peak_events_60s"):
+        peaks[column] = peaks[column].astype("int64")
+    return peaks.sort_values(["platform", "viewer_key", "event_date"], ignore_index=True)
+
+
+def bot_viewer_days(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The viewer-days of `events` with more than 60 events in some 60 seconds."""
+    peaks = peak_events_per_minute(con, least=BOT_MIN_EVENTS)
     return peaks[peaks["peak_events_60s"] >= BOT_MIN_EVENTS].reset_index(drop=True)
 
 
-def viewer_sessions(events: pd.DataFrame, bots: pd.DataFrame) -> pd.DataFrame:
-    """Per (session, viewer): first and last seen, counts by type, and watch seconds (each
-    leave paired with the enter before it; a viewer still inside at the end counts to their
-    last event)."""
-    if events.empty:
-        return pd.DataFrame(columns=SESSION_COLUMNS)
-    ev = events.sort_values(["session_key", "viewer_key", "ts"], kind="stable")
-    ev = ev.assign(ts=pd.to_datetime(ev["ts"]), type=ev["type"].astype(str))
-    keys = ["session_key", "viewer_key"]
-    grouped = ev.groupby(keys, observed=True, sort=False)
-    out = grouped.agg(
-        platform=("platform", "first"), first_seen=("ts", "min"), last_seen=("ts", "max")
-    )
-    counts = (
-        ev.groupby(["session_key", "viewer_key", "type"], observed=True)
-        .size()
-        .unstack(fill_value=0)
-        .reindex(columns=list(COUNTED), fill_value=0)
-    )
-    out = out.join(counts.rename(columns=COUNTED), how="left")
-    by = [ev["session_key"], ev["viewer_key"]]
-    entered = ev["ts"].where(ev["type"] == "enter")
-    left = ev["ts"].where(ev["type"] == "leave")
-    last_enter = entered.groupby(by, observed=True).ffill()
-    previous_leave = left.groupby(by, observed=True).ffill().groupby(by, observed=True).shift()
-    paired = (ev["type"] == "leave") & last_enter.notna() & ~(previous_leave >= last_enter)
-    spans = (ev["ts"] - last_enter).dt.total_seconds().where(paired, 0.0)
-    watch = spans.groupby(by, observed=True).sum()
-    out["watch_s"] = watch.reindex(out.index).fillna(0.0).round(1)
-    out = out.reset_index()
-    out["is_bot"] = False
-    if len(bots):
-        days = ev[["session_key", "viewer_key", "platform", "event_date"]].drop_duplicates()
-        flagged = days.merge(
-            bots[["platform", "viewer_key", "event_date"]],
-            on=["platform", "viewer_key", "event_date"],
-        )
-        bot_pairs = set(zip(flagged["session_key"], flagged["viewer_key"], strict=True))
-        out["is_bot"] = [
-            pair in bot_pairs for pair in zip(out["session_key"], out["viewer_key"], strict=True)
-        ]
+_COUNTS = ",\n".join(
+    f"count(*) FILTER (type = '{kind}') AS {column}" for kind, column in COUNTED.items()
+)
+# Watch seconds: each leave paired with the latest enter at or before it, unless a leave
+# already closed that enter; a viewer still inside at the end counts nothing more.
+_VIEWER_SESSIONS = f"""
+WITH ordered AS (
+    SELECT session_key, viewer_key, platform, event_date, type, ts,
+           max(ts) FILTER (type = 'enter') OVER upto AS last_enter,
+           max(ts) FILTER (type = 'leave') OVER before AS previous_leave
+      FROM events
+    WINDOW viewer AS (PARTITION BY session_key, viewer_key
+                      ORDER BY ts, export_date, source_file, source_line),
+           upto AS (viewer ROWS UNBOUNDED PRECEDING),
+           before AS (viewer ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+), flagged AS (
+    SELECT o.*, b.viewer_key IS NOT NULL AS bot_day
+      FROM ordered o LEFT JOIN bots b USING (platform, viewer_key, event_date)
+)
+SELECT session_key, viewer_key, any_value(platform) AS platform,
+       min(ts) AS first_seen, max(ts) AS last_seen,
+       {_COUNTS},
+       coalesce(sum(epoch_ms(ts) - epoch_ms(last_enter)) FILTER (
+           type = 'leave' AND last_enter IS NOT NULL
+           AND NOT coalesce(previous_leave >= last_enter, false)), 0) AS watch_ms,
+       bool_or(bot_day) AS is_bot
+  FROM flagged GROUP BY session_key, viewer_key
+"""
+
+
+def viewer_sessions(con: duckdb.DuckDBPyConnection, bots: pd.DataFrame) -> pd.DataFrame:
+    """Per (session, viewer) of `events`: first and last seen (UTC), counts by type, watch
+    seconds (rounded to 0.1 s) and whether any of its events fell on one of the viewer's
+    `bots` days (platform, viewer_key, event_date). Columns SESSION_COLUMNS."""
+    known = bots[["platform", "viewer_key", "event_date"]].drop_duplicates()
+    known = known.assign(event_date=pd.to_datetime(known["event_date"]))
+    con.register("bots", known)
+    try:
+        out = con.execute(_VIEWER_SESSIONS).df()
+    finally:
+        con.unregister("bots")
+    out["watch_s"] = (out.pop("watch_ms").astype("float64") / 1000).round(1)
+    for column in ("first_seen", "last_seen"):
+        out[column] = pd.to_datetime(out[column]).astype("datetime64[ms]")
     for column in COUNTED.values():
-        out[column] = out[column].fillna(0).astype("int64")
-    return out[SESSION_COLUMNS]
+        out[column] = out[column].astype("int64")
+    out["is_bot"] = out["is_bot"].astype(bool)
+    return out[SESSION_COLUMNS].sort_values(["session_key", "viewer_key"], ignore_index=True)
 
 
-def viewer_products(events: pd.DataFrame) -> pd.DataFrame:
-    """Per (session, viewer, SKU): product clicks and add-to-carts."""
-    product = events[events["type"].astype(str).isin(SKU_EVENTS)]
-    columns = ["session_key", "viewer_key", "sku", "clicks", "carts"]
-    if product.empty:
-        return pd.DataFrame(columns=columns)
-    product = product.assign(
-        session_key=product["session_key"].astype(str),
-        viewer_key=product["viewer_key"].astype(str),
-        sku=product["sku"].astype(str),
-        type=product["type"].astype(str),
-    )
-    counts = (
-        product.groupby(["session_key", "viewer_key", "sku", "type"]).size().unstack(fill_value=0)
-    )
-    counts = counts.reindex(columns=list(SKU_EVENTS), fill_value=0)
-    counts = counts.rename(columns={"product_click": "clicks", "add_to_cart": "carts"})
-    return counts.reset_index()[columns]
+_VIEWER_PRODUCTS = f"""
+SELECT session_key, viewer_key, sku,
+       count(*) FILTER (type = '{SKU_EVENTS[0]}') AS clicks,
+       count(*) FILTER (type = '{SKU_EVENTS[1]}') AS carts
+  FROM events WHERE type IN {SKU_EVENTS} GROUP BY ALL
+"""
+
+
+def viewer_products(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Per (session, viewer, SKU) of `events`: product clicks and add-to-carts."""
+    out = con.execute(_VIEWER_PRODUCTS).df()
+    for column in ("clicks", "carts"):
+        out[column] = out[column].astype("int64")
+    return out.sort_values(["session_key", "viewer_key", "sku"], ignore_index=True)
 
 
 VIEWER_COLUMNS = [c.name for c in clean_viewers.columns if c.name not in STAMPS]
