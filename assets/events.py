@@ -13,6 +13,7 @@ from contract.layout import LandingNotReady
 from warehouse.activity import (
     bot_viewer_days,
     known_bot_days,
+    restate_pairs,
     sessions_known_by,
     viewer_products,
     viewer_profiles_of,
@@ -221,45 +222,50 @@ def bot_viewers(
     description=(
         "What each viewer did in each session: `clean_viewer_sessions` (watch seconds, enters, "
         "comments, likes, follows, shares, product clicks, carts, bot flag) and "
-        "`clean_viewer_products` (clicks and carts per SKU), recomputed for every session a "
-        "folder's events touch, from all the folders that hold its events."
+        "`clean_viewer_products` (clicks and carts per SKU), recomputed for every (session, "
+        "viewer) whose viewer has events in the folder on a date the pair has events on, from "
+        "all the folders that hold its events."
     ),
 )
 def viewer_activity(
     context: dg.AssetExecutionContext, units: Units, warehouse: Warehouse, lake: Lake
 ) -> dg.MaterializeResult:
     engine = warehouse.get_engine()
-    all_sessions, written, products_n, recomputed = [], 0, 0, 0
+    all_sessions, written, products_n = [], 0, 0
     con = connect(lake.path)
     for days, platforms in units.windows():
-        touched = _touched(con, lake, days, "session_key", platforms)
-        if touched.empty:
-            continue
-        as_of = touched.set_index("session_key")["folder"]
         first = days[0] - dt.timedelta(days=SESSIONS_REACH_DAYS)
-        folders = [first + dt.timedelta(days=k) for k in range((days[-1] - first).days + 1)]
-        where = f"session_key IN ({sql_list(as_of.index)})"
-        partition_view(con, "events", lake.path, EVENTS, folders, EVENT_TYPES_SQL, where)
-        sessions = viewer_sessions(con, known_bot_days(engine))
+        reach = [first + dt.timedelta(days=k) for k in range((days[-1] - first).days + 1)]
+        partition_view(con, "window_events", lake.path, EVENTS, days, EVENT_TYPES_SQL)
+        partition_view(con, "reach_events", lake.path, EVENTS, reach, EVENT_TYPES_SQL)
+        if not restate_pairs(con, list(platforms)):
+            continue
+        pairs = con.execute("SELECT * FROM pairs").df()
+        pairs["as_of_date"] = pd.to_datetime(pairs["as_of_date"]).dt.date
+        sessions = viewer_sessions(con, known_bot_days(engine, first))
         products = viewer_products(con)
-        for frame in (sessions, products):
-            frame["as_of_date"] = frame["session_key"].astype(str).map(as_of)
-            frame["run_id"] = context.run.run_id
+        stamps = {"run_id": context.run.run_id}
+        sessions = sessions.merge(pairs, on=["session_key", "viewer_key"]).assign(**stamps)
+        products = products.merge(pairs, on=["session_key", "viewer_key"]).assign(**stamps)
+        key = ["session_key", "viewer_key"]
         written += replace_newer(
-            engine, clean_viewer_sessions, sessions, ["session_key"], "as_of_date"
+            engine, clean_viewer_sessions, sessions, key, "as_of_date", restated=pairs
         )
-        replace_newer(engine, clean_viewer_products, products, ["session_key"], "as_of_date")
+        products_n += replace_newer(
+            engine, clean_viewer_products, products, key, "as_of_date", restated=pairs
+        )
         all_sessions.append(sessions)
-        products_n += len(products)
-        recomputed += len(as_of)
     sessions = pd.concat(all_sessions, ignore_index=True) if all_sessions else pd.DataFrame()
-    context.log.info(f"viewer_activity: {recomputed} sessions, {len(sessions):,} viewer-sessions")
+    recomputed = sessions["session_key"].nunique() if len(sessions) else 0
+    context.log.info(
+        f"viewer_activity: {len(sessions):,} viewer-sessions restated in {recomputed} sessions"
+    )
     return dg.MaterializeResult(
         metadata={
             **table_metadata(clean_viewer_sessions, sessions, partition_label(units.days)),
             "sessions_recomputed": recomputed,
             "viewer_sessions_written": written,
-            "viewer_product_rows": products_n,
+            "viewer_product_rows_written": products_n,
             "bot_viewer_sessions": int(sessions["is_bot"].sum()) if len(sessions) else 0,
         }
     )

@@ -79,6 +79,37 @@ def bot_viewer_days(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return peaks[peaks["peak_events_60s"] >= BOT_MIN_EVENTS].reset_index(drop=True)
 
 
+# The (session, viewer) pairs a window restates, over two views: `window_events` (the events of
+# the window's folders) and `reach_events` (every folder that can hold events of the sessions
+# those folders touch). A pair is restated when its viewer has an event in the window on a local
+# date the pair has events on: its own late events change its counts and watch time, and any
+# event of the viewer that day may change the bot flag of that viewer-day. As of the last
+# window folder holding such an event.
+_RESTATED_PAIRS = """
+WITH touched AS (
+    SELECT platform, viewer_key, event_date, max(export_date) AS folder
+      FROM window_events WHERE platform IN (SELECT unnest($platforms)) GROUP BY ALL
+)
+SELECT e.session_key, e.viewer_key, max(t.folder) AS as_of_date
+  FROM reach_events e JOIN touched t USING (platform, viewer_key, event_date)
+ GROUP BY ALL
+"""
+
+
+def restate_pairs(con: duckdb.DuckDBPyConnection, platforms: list[str]) -> int:
+    """Create the temporary table `pairs` (session_key, viewer_key, as_of_date) of the pairs
+    the window restates (`_RESTATED_PAIRS`) and the view `events` of their events from
+    `reach_events`, for `viewer_sessions` and `viewer_products`. Returns the pairs."""
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE pairs AS {_RESTATED_PAIRS}", {"platforms": platforms}
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW events AS "
+        "SELECT * FROM reach_events SEMI JOIN pairs USING (session_key, viewer_key)"
+    )
+    return con.execute("SELECT count(*) FROM pairs").fetchone()[0]
+
+
 _COUNTS = ",\n".join(
     f"count(*) FILTER (type = '{kind}') AS {column}" for kind, column in COUNTED.items()
 )
@@ -194,10 +225,14 @@ def sessions_known_by(engine: Engine, day: dt.date) -> pd.DataFrame:
     return latest_export(rows, ["session_key"])
 
 
-def known_bot_days(engine: Engine) -> pd.DataFrame:
-    """Every bot viewer-day `clean_bot_viewers` holds now: platform, viewer_key, event_date (the
-    local date, as a `dt.date`)."""
-    bots = read_frame(engine, "SELECT platform, viewer_key, event_date FROM clean_bot_viewers")
+def known_bot_days(engine: Engine, since: dt.date) -> pd.DataFrame:
+    """The bot viewer-days `clean_bot_viewers` holds now on local dates `since` or later:
+    platform, viewer_key, event_date (the local date, as a `dt.date`)."""
+    bots = read_frame(
+        engine,
+        "SELECT platform, viewer_key, event_date FROM clean_bot_viewers WHERE event_date >= :since",
+        {"since": since.isoformat()},
+    )
     bots["event_date"] = pd.to_datetime(bots["event_date"]).dt.date
     return bots
 

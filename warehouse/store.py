@@ -14,13 +14,17 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import (
     Boolean,
+    Column,
     Date,
     DateTime,
     Engine,
+    MetaData,
     Table,
+    and_,
     create_engine,
     delete,
     event,
+    exists,
     select,
     text,
     tuple_,
@@ -232,38 +236,47 @@ def replace_newer(
 
     Used where rows are restated as data arrives (session_scorecard, a session's viewer
     activity): re-running an old partition must not roll them back to what was known then.
+    The incoming keys go to a temporary table first, so that finding the newer keys and
+    deleting the replaced rows are two joins however many keys there are (millions of
+    viewer-sessions on a busy night). The table's primary key should lead with `key_columns`.
+    Returns the rows inserted.
     """
     groups = df if restated is None else pd.concat([df, restated], ignore_index=True)
     if groups.empty:
         return 0
-    keys = [table.c[k] for k in key_columns]
+    key_columns = list(key_columns)
     incoming = (
-        groups.assign(_version=groups[version_column].map(_as_date))
-        .groupby(list(key_columns))["_version"]
+        groups.assign(**{version_column: groups[version_column].map(_as_date)})
+        .groupby(key_columns, as_index=False)[version_column]
         .max()
     )
-    key_tuples = [k if isinstance(k, tuple) else (k,) for k in incoming.index]
-    versions = dict(zip(key_tuples, incoming.to_numpy(), strict=True))
-
-    def where(chunk: list[tuple]):
-        return keys[0].in_([k[0] for k in chunk]) if len(keys) == 1 else tuple_(*keys).in_(chunk)
-
+    stage = Table(
+        f"incoming_{table.name}",
+        MetaData(),
+        *(Column(name, table.c[name].type, primary_key=True) for name in key_columns),
+        Column(version_column, table.c[version_column].type, nullable=False),
+        prefixes=["TEMPORARY"],
+    )
+    stage_key = [stage.c[k] for k in key_columns]
+    same_key = [table.c[k] == stage.c[k] for k in key_columns]
+    is_newer = table.c[version_column] > stage.c[version_column]
     with engine.begin() as conn:
         _lock(conn, table)
-        newer = set()
-        for i in range(0, len(key_tuples), _CHUNK):
-            chunk = key_tuples[i : i + _CHUNK]
-            stored = conn.execute(select(*keys, table.c[version_column]).where(where(chunk))).all()
-            newer |= {tuple(r[:-1]) for r in stored if _as_date(r[-1]) > versions[tuple(r[:-1])]}
-        replace = [k for k in key_tuples if k not in newer]
-        for i in range(0, len(replace), _CHUNK):
-            conn.execute(delete(table).where(where(replace[i : i + _CHUNK])))
-        row_keys = pd.Series(
-            list(df[list(key_columns)].itertuples(index=False, name=None)), index=df.index
-        )
-        rows = df[~row_keys.isin(newer)]
-        _insert(conn, table, rows)
-    return len(rows)
+        stage.create(conn)
+        _insert(conn, stage, incoming)
+        newer = conn.execute(
+            select(*stage_key).join(table, and_(*same_key)).where(is_newer).distinct()
+        ).all()
+        if newer:
+            keep = pd.DataFrame(newer, columns=key_columns).astype(df[key_columns].dtypes)
+            kept = df.merge(keep, on=key_columns, how="left", indicator=True)["_merge"]
+            df = df[kept.to_numpy() == "left_only"]
+            conn.execute(delete(stage).where(exists().where(*same_key, is_newer)))
+        table_key = tuple_(*(table.c[k] for k in key_columns))
+        conn.execute(delete(table).where(table_key.in_(select(*stage_key))))
+        _insert(conn, table, df)
+        stage.drop(conn)
+    return len(df)
 
 
 def _as_date(value: object) -> dt.date:
