@@ -12,6 +12,7 @@ from warehouse.activity import (
     BOT_MIN_EVENTS,
     bot_viewer_days,
     peak_events_per_minute,
+    restate_pairs,
     viewer_products,
     viewer_sessions,
 )
@@ -131,3 +132,36 @@ def test_a_session_on_a_bot_day_is_flagged_and_products_are_counted_per_sku() ->
         ["v1", "A", 2, 1],
         ["v1", "B", 1, 0],
     ]
+
+
+def test_a_late_event_restates_its_viewer_that_day_and_no_one_else() -> None:
+    # The window's folder (11-12) holds one late event: viewer a in session s1 on 11-11. Its
+    # pair is restated, and so is a's pair in s2 the same day (the bot flag of a's 11-11 may
+    # change); a's pair in s3 on 11-10 and viewer b's pair in s1 are not.
+    def event(session: str, viewer: str, day: str, folder: str) -> dict:
+        return {
+            "platform": "douyin", "session_key": session, "viewer_key": viewer,
+            "event_date": dt.date.fromisoformat(day), "export_date": dt.date.fromisoformat(folder),
+        }  # fmt: skip
+
+    reach = pd.DataFrame(
+        [
+            event("s1", "a", "2026-11-11", "2026-11-11"),
+            event("s1", "b", "2026-11-11", "2026-11-11"),
+            event("s2", "a", "2026-11-11", "2026-11-11"),
+            event("s3", "a", "2026-11-10", "2026-11-10"),
+            event("s1", "a", "2026-11-11", "2026-11-12"),
+        ]
+    )
+    con = duckdb.connect()
+    con.register("reach_events", reach)
+    con.register("window_events", reach[reach["export_date"] == dt.date(2026, 11, 12)])
+    assert restate_pairs(con, ["douyin"]) == 2
+    pairs = con.execute("SELECT * FROM pairs ORDER BY session_key").df()
+    assert pairs[["session_key", "viewer_key"]].values.tolist() == [["s1", "a"], ["s2", "a"]]
+    assert set(pd.to_datetime(pairs["as_of_date"]).dt.date) == {dt.date(2026, 11, 12)}
+    restated = con.execute("SELECT session_key, viewer_key, export_date FROM events").df()
+    assert sorted(map(tuple, restated[["session_key", "viewer_key"]].values)) == [
+        ("s1", "a"), ("s1", "a"), ("s2", "a")
+    ]  # fmt: skip
+    assert restate_pairs(con, ["jd"]) == 0  # another platform's window restates nothing

@@ -230,9 +230,10 @@ def replace_newer(
     """Replace the rows of each key (one row or a group of rows) by the incoming ones, atomically,
     unless the warehouse already holds that key at a newer version.
 
-    `restated` (key columns and `version_column`) names keys recomputed at that version even if
-    no incoming row has them: their old rows are removed (a date with no bot left, a session
-    that turned out to be a test).
+    `restated` (key columns and `version_column`, one row per key) names the keys recomputed and
+    their version, including keys no incoming row has: their old rows are removed (a date with
+    no bot left, a session that turned out to be a test). Every row of `df` must have its key
+    among them. Without it, the keys are those of `df`, each at its rows' latest version.
 
     Used where rows are restated as data arrives (session_scorecard, a session's viewer
     activity): re-running an old partition must not roll them back to what was known then.
@@ -241,15 +242,13 @@ def replace_newer(
     viewer-sessions on a busy night). The table's primary key should lead with `key_columns`.
     Returns the rows inserted.
     """
-    groups = df if restated is None else pd.concat([df, restated], ignore_index=True)
-    if groups.empty:
-        return 0
     key_columns = list(key_columns)
-    incoming = (
-        groups.assign(**{version_column: groups[version_column].map(_as_date)})
-        .groupby(key_columns, as_index=False)[version_column]
-        .max()
-    )
+    if restated is None:
+        incoming = df.groupby(key_columns, as_index=False)[version_column].max()
+    else:
+        incoming = restated[[*key_columns, version_column]]
+    if incoming.empty:
+        return 0
     stage = Table(
         f"incoming_{table.name}",
         MetaData(),
@@ -277,14 +276,6 @@ def replace_newer(
         _insert(conn, table, df)
         stage.drop(conn)
     return len(df)
-
-
-def _as_date(value: object) -> dt.date:
-    if isinstance(value, str):
-        return dt.date.fromisoformat(value[:10])
-    if isinstance(value, dt.datetime):
-        return value.date()
-    return value  # type: ignore[return-value]
 
 
 def read_frame(engine: Engine, query, params: dict | None = None) -> pd.DataFrame:
