@@ -2,8 +2,8 @@
 exported by a date, and the planned lineups of a night's plan export.
 
 "As exported by `last`" (a local date): the rows of the exports dated `last` or before; the
-activity tables (restated per session and viewer, not per export) keep the rows of the sessions such an
-export knows. Fans are read a sixteenth at a time (`BUCKETS`: the first hex digit of
+activity tables (restated per session and viewer, not per export) keep the rows of the sessions
+such an export knows. Fans are read a sixteenth at a time (`BUCKETS`: the first hex digit of
 viewer_key), so memory is bounded by a bucket's history, not the whole fan base; what does not
 depend on the viewer is read once for all buckets (`shared_inputs`). While the fan inputs are
 small (`ONE_BUCKET_ROWS`) they are read at once: sixteen passes would cost more than they save.
