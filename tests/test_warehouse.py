@@ -18,6 +18,7 @@ from warehouse.schema import (
 )
 from warehouse.store import (
     create_schema,
+    hex_prefix,
     make_engine,
     read_frame,
     replace_newer,
@@ -220,3 +221,19 @@ def test_chunked_write_replaces_its_generation_and_prunes_older_ones(engine):
     assert dict(zip(got["plan_id"], got["n"], strict=True)) == {"P2": 2, "P3": 4}
     stamps = read_frame(engine, "SELECT DISTINCT run_id FROM product_recommendations ORDER BY 1")
     assert stamps["run_id"].tolist() == ["2026-10-20 16:00", "2026-10-30 16:00"]
+
+
+def test_hex_prefix_is_a_range_an_index_can_seek(engine):
+    keys = pd.DataFrame({"viewer_key": ["0f", "8e", "9a", "9f", "a0", "fe", "ff"]})
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE k (viewer_key TEXT PRIMARY KEY)")
+        conn.exec_driver_sql("INSERT INTO k VALUES (?)", [(k,) for k in keys["viewer_key"]])
+    for prefix, expected in (("9", ["9a", "9f"]), ("f", ["fe", "ff"]), ("0f", ["0f"])):
+        condition, bounds = hex_prefix("viewer_key", prefix)
+        got = read_frame(engine, f"SELECT viewer_key FROM k WHERE {condition} ORDER BY 1", bounds)
+        assert got["viewer_key"].tolist() == expected
+    condition, bounds = hex_prefix("viewer_key", "9")
+    plan = read_frame(engine, f"EXPLAIN QUERY PLAN SELECT * FROM k WHERE {condition}", bounds)
+    assert plan["detail"].str.contains("SEARCH").any()  # a seek, not a scan
+    with pytest.raises(ValueError, match="not a hex prefix"):
+        hex_prefix("viewer_key", "G")

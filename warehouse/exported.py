@@ -15,7 +15,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from ml.history import dated
-from warehouse.store import read_frame
+from warehouse.store import hex_prefix, read_frame
 
 
 def _exported_by(
@@ -60,8 +60,8 @@ def paid_lines_exported_by(
     columns = ["order_key", "export_date", "session_key", *keep, "paid_fen", "paid_at"]
     where, params = " AND paid_at IS NOT NULL", {}
     if viewer_prefix is not None:
-        where += " AND viewer_key LIKE :prefix"
-        params["prefix"] = f"{viewer_prefix}%"
+        condition, params = hex_prefix("viewer_key", viewer_prefix)
+        where += f" AND {condition}"
     return _exported_by(engine, "clean_orders", columns, last, where, params)
 
 

@@ -21,7 +21,7 @@ from contract.exports import latest_export
 from contract.localtime import local_day
 from ml.history import paid_increments
 from warehouse.exported import paid_lines_exported_by, products_exported_by
-from warehouse.store import read_frame
+from warehouse.store import hex_prefix, read_frame
 
 BUCKETS = "0123456789abcdef"
 # Below this many rows of viewer activity and order lines, every fan is read in one bucket.
@@ -50,8 +50,9 @@ def read_fan_inputs(
     params = {"last": last.isoformat()}
     viewers = ""
     if bucket is not None:
-        viewers = " AND viewer_key LIKE :bucket"
-        params["bucket"] = f"{bucket}%"
+        condition, bounds = hex_prefix("viewer_key", bucket, "bucket")
+        viewers = f" AND {condition}"
+        params.update(bounds)
     shared = shared or shared_inputs(engine, last)
     orders = paid_lines_exported_by(engine, last, keep=BUYER, viewer_prefix=bucket)
     return {

@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from contract.exports import latest_export
 from contract.localtime import local_day, local_midnight_utc
 from ml.fans import FAN_DAYS, RECENT_DAYS, segment
-from warehouse.store import read_frame
+from warehouse.store import hex_prefix, read_frame
 
 PROBLEM_COLUMNS = ["key", "problem"]
 # Fans whose viewer_key starts with this hex digit are the checks' sample (a sixteenth).
@@ -77,15 +77,16 @@ def sampled_generation(engine: Engine, day: dt.date, prefix: str = SAMPLE_PREFIX
     """The picks of the generation stamped 24:00 local of `day` for the fans whose viewer_key
     starts with `prefix`: plan_id, viewer_key, sku, rank (1 = first)."""
     stamp = local_midnight_utc(day)
+    sampled, bounds = hex_prefix("viewer_key", prefix)
     # A half-open range, not equality: SQLite stores the stamp as text with microseconds.
     return read_frame(
         engine,
         "SELECT plan_id, viewer_key, sku, rank FROM product_recommendations "
-        "WHERE generated_at >= :stamp AND generated_at < :after AND viewer_key LIKE :prefix",
+        f"WHERE generated_at >= :stamp AND generated_at < :after AND {sampled}",
         {
             "stamp": stamp.to_pydatetime(),
             "after": (stamp + pd.Timedelta(seconds=1)).to_pydatetime(),
-            "prefix": f"{prefix}%",
+            **bounds,
         },
     )
 
@@ -137,7 +138,8 @@ def fans_from_clean_layer(
     A fan entered (as a human, not a bot) or paid in a real session of the room in the 365 days
     ending `day`; a paid line counts from the later of its session's day and the export that
     first showed it paid."""
-    last = {"last": day.isoformat(), "prefix": f"{prefix}%"}
+    sampled, bounds = hex_prefix("viewer_key", prefix)
+    last = {"last": day.isoformat(), **bounds}
     sessions = latest_export(
         read_frame(
             engine,
@@ -152,15 +154,14 @@ def fans_from_clean_layer(
     )[["session_key", "platform", "room_id", "day"]]
     watched = read_frame(
         engine,
-        "SELECT session_key, viewer_key FROM clean_viewer_sessions "
-        "WHERE viewer_key LIKE :prefix AND NOT is_bot",
+        f"SELECT session_key, viewer_key FROM clean_viewer_sessions WHERE {sampled} AND NOT is_bot",
         last,
     ).merge(real, on="session_key")
     paid = read_frame(
         engine,
         "SELECT order_key, MIN(export_date) AS known, MIN(session_key) AS session_key, "
         "MIN(viewer_key) AS viewer_key, MIN(paid_fen) AS paid_fen FROM clean_orders "
-        "WHERE viewer_key LIKE :prefix AND paid_at IS NOT NULL AND export_date <= :last "
+        f"WHERE {sampled} AND paid_at IS NOT NULL AND export_date <= :last "
         "GROUP BY order_key",
         last,
     ).merge(real, on="session_key")
@@ -190,12 +191,13 @@ def sampled_segments(engine: Engine, day: dt.date, prefix: str = SAMPLE_PREFIX) 
     """The `fan_segments` rows as of `day` (a local date) of the fans whose viewer_key starts
     with `prefix`: platform, room_id, viewer_key, segment, last_seen_days, sessions_28d,
     orders_365d, spend_365d (yuan)."""
+    sampled, bounds = hex_prefix("viewer_key", prefix)
     return read_frame(
         engine,
         "SELECT platform, room_id, viewer_key, segment, last_seen_days, sessions_28d, "
         "orders_365d, spend_365d FROM fan_segments WHERE as_of_date = :day "
-        "AND viewer_key LIKE :prefix",
-        {"day": day.isoformat(), "prefix": f"{prefix}%"},
+        f"AND {sampled}",
+        {"day": day.isoformat(), **bounds},
     )
 
 

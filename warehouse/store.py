@@ -278,6 +278,21 @@ def replace_newer(
     return len(df)
 
 
+_HEX = "0123456789abcdef"
+
+
+def hex_prefix(column: str, prefix: str, name: str = "prefix") -> tuple[str, dict[str, str]]:
+    """The SQL condition "`column` starts with `prefix`" for lowercase hex keys (viewer_key), as
+    the half-open range `prefix` <= `column` < the next prefix, with its bound parameters
+    (`:<name>_from`, `:<name>_to`). An index on `column`, or a key that ends with it, can seek
+    a range; SQLite's `LIKE 'p%'` scans. Raises ValueError for a prefix that is not hex."""
+    if not prefix or any(c not in _HEX for c in prefix):
+        raise ValueError(f"not a hex prefix: {prefix!r}")
+    following = prefix[:-1] + (_HEX + "g")[_HEX.index(prefix[-1]) + 1]
+    condition = f"{column} >= :{name}_from AND {column} < :{name}_to"
+    return condition, {f"{name}_from": prefix, f"{name}_to": following}
+
+
 def read_frame(engine: Engine, query, params: dict | None = None) -> pd.DataFrame:
     """Run a SELECT (text or Core) and return a DataFrame.
 
