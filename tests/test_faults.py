@@ -1,7 +1,8 @@
 """Every kind of bad input of the contract, on files the test writes, through the real graph.
 
 Longer than ~400 lines on purpose: one test per kind of the contract's "What real exports do",
-each on a few files of its own through the graph."""
+each on a few files of its own through the graph: the clean layer, the scorecard and the
+operators' reports, whose tables are all these tests read (the empty day runs the whole graph)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from tests.landing_builder import (
     write_day,
     write_events,
 )
-from tests.test_pipeline import failure_text
+from tests.test_pipeline import THROUGH_SCORECARD, failure_text
 from warehouse.gates import record_check
 from warehouse.store import make_engine, read_frame
 
@@ -42,6 +43,15 @@ def landing(tmp_path):
 @pytest.fixture
 def url(tmp_path) -> str:
     return sqlite_url(tmp_path / "w.db")
+
+
+# What a fault can reach that these tests read; the features and models downstream see only
+# what the door let through, and the graph runs whole on the tiny preset's dirt (test_pipeline).
+DOOR_TO_REPORTS = THROUGH_SCORECARD | dg.AssetSelection.groups("ops")
+
+
+def run(landing, url: str, first: str, last: str | None = None, selection=DOOR_TO_REPORTS):
+    return run_assets(landing, url, first, last, selection)
 
 
 def q(url: str, sql: str) -> pd.DataFrame:
@@ -63,7 +73,7 @@ def base_day(landing, **overrides) -> None:
 
 def test_clean_day_scorecard(landing, url):
     base_day(landing)
-    assert run_assets(landing, url, D1).success
+    assert run(landing, url, D1).success
     card = q(url, "SELECT * FROM session_scorecard")
     assert card[["session_key", "orders", "gmv", "aov"]].values.tolist() == [
         ["douyin:S1", 1, 999.0, 999.0]
@@ -73,7 +83,7 @@ def test_clean_day_scorecard(landing, url):
 def test_same_row_twice_is_one_clean_row_and_a_counted_duplicate(landing, url):
     o1 = order("O1", "S1", f"{D1} 20:10:00", f"{D1} 20:11:00", "paid")
     base_day(landing, orders=[o1, o1])
-    assert run_assets(landing, url, D1).success
+    assert run(landing, url, D1).success
     ledger = q(
         url, "SELECT * FROM ops_ingest_ledger WHERE source_file = 'douyin/2026-11-01/orders.csv'"
     )
@@ -86,7 +96,7 @@ def test_reexported_key_with_changed_values_later_export_wins(landing, url):
     base_day(landing)
     write_day(landing, D2, sessions=[session("S1", f"{D1} 20:00:00", f"{D1} 22:00:00", views=999)],
               lineup=[lineup("S1")])  # fmt: skip
-    assert run_assets(landing, url, D1, D2).success
+    assert run(landing, url, D1, D2).success
     current = q(url, "SELECT views, export_date FROM clean_sessions_current")
     assert current.values.tolist() == [[999, D2]]
     assert q(url, "SELECT views FROM session_scorecard")["views"].tolist() == [999]
@@ -94,7 +104,7 @@ def test_reexported_key_with_changed_values_later_export_wins(landing, url):
 
 def test_still_live_session_is_upserted_when_finished(landing, url):
     base_day(landing, sessions=[session("S1", f"{D1} 22:00:00", None)])
-    assert run_assets(landing, url, D1).success
+    assert run(landing, url, D1).success
     assert q(url, "SELECT end_time FROM session_scorecard")["end_time"].isna().all()
     write_day(
         landing,
@@ -102,7 +112,7 @@ def test_still_live_session_is_upserted_when_finished(landing, url):
         sessions=[session("S1", f"{D1} 22:00:00", f"{D2} 00:40:00")],
         lineup=[lineup("S1")],
     )
-    assert run_assets(landing, url, D2).success
+    assert run(landing, url, D2).success
     card = q(url, "SELECT end_time, duration_min, as_of_date FROM session_scorecard")
     assert card.values.tolist() == [["2026-11-01 16:40:00.000000", 160.0, D2]]
 
@@ -114,7 +124,7 @@ def test_late_orders_and_refunds_restate_the_earlier_session(landing, url):
         orders=[order("O3", "S1", f"{D2} 00:05:00", f"{D2} 00:06:00", "paid", paid=50000)],
         refunds=[refund("R1", "O1", 20000, f"{D2} 10:00:00")],
     )  # fmt: skip
-    assert run_assets(landing, url, D1, D2).success
+    assert run(landing, url, D1, D2).success
     card = q(url, "SELECT orders, gmv, refunded, net_gmv, as_of_date FROM session_scorecard")
     assert card.values.tolist() == [[2, 1499.0, 200.0, 1299.0, D2]]
 
@@ -140,7 +150,7 @@ def test_malformed_order_rows_are_quarantined_with_file_line_field_reason(
 ):
     base_day(landing)
     edit_text(landing / "douyin" / D1 / "orders.csv", old, new)
-    assert run_assets(landing, url, D1).success
+    assert run(landing, url, D1).success
     quarantine = q(url, "SELECT * FROM ops_quarantine")
     assert len(quarantine) == 1
     row = quarantine.iloc[0]
@@ -156,7 +166,7 @@ def test_malformed_order_rows_are_quarantined_with_file_line_field_reason(
 
 def test_negative_price_and_unknown_sku_in_lineup(landing, url):
     base_day(landing, lineup=[lineup("S1", live_price=-100), lineup("S1", "LS-NOPE")])
-    assert run_assets(landing, url, D1).success
+    assert run(landing, url, D1).success
     reasons = sorted(q(url, "SELECT reason FROM ops_quarantine")["reason"])
     assert reasons[0].startswith("live_price negative") and reasons[1] == "sku not in the catalogue"
 
@@ -172,7 +182,7 @@ def test_refund_of_unpaid_line_and_refund_above_paid_are_malformed(landing, url)
             refund("R4", "O9", 100, f"{D2} 10:00:00"),  # no such order
         ],
     )  # fmt: skip
-    assert run_assets(landing, url, D1, D2).success
+    assert run(landing, url, D1, D2).success
     got = q(url, "SELECT raw, reason FROM ops_quarantine ORDER BY source_line")
     assert got["reason"].tolist() == [
         "refund of an unpaid order line",
@@ -194,7 +204,7 @@ def test_test_sessions_are_kept_flagged_and_left_out_of_the_scorecard(landing, u
         ],
         orders=[order("O1", "T1", f"{D1} 09:10:00", f"{D1} 09:11:00", "paid")],
     )
-    assert run_assets(landing, url, D1).success
+    assert run(landing, url, D1).success
     flags = q(url, "SELECT session_id, is_test FROM clean_sessions ORDER BY session_id")
     assert flags.values.tolist() == [["S1", 0], ["T1", 1], ["T2", 1], ["T3", 1], ["T4", 1]]
     assert q(url, "SELECT order_id FROM clean_orders")["order_id"].tolist() == ["O1"]  # kept
@@ -207,7 +217,7 @@ def test_platform_gmv_gap_is_reported(landing, url):
     base_day(
         landing, sessions=[session("S1", f"{D1} 20:00:00", f"{D1} 22:00:00", gmv=150000, orders=2)]
     )
-    assert run_assets(landing, url, D1).success
+    assert run(landing, url, D1).success
     card = q(url, "SELECT gmv, platform_gmv, gmv_gap FROM session_scorecard")
     assert card.values.tolist() == [[999.0, 1500.0, 501.0]]
 
@@ -220,7 +230,7 @@ def test_extra_column_is_tolerated_and_reported(landing, url):
         "\n".join([lines[0] + ",备注"] + [x + ",见附件" for x in lines[1:]]) + "\n",
         encoding="utf-8-sig",
     )
-    result = run_assets(landing, url, D1)
+    result = run(landing, url, D1)
     assert result.success
     meta = result.asset_materializations_for_node("clean__sessions")[0].metadata
     assert meta["extra_columns_tolerated"].value == "备注"
@@ -238,7 +248,7 @@ def test_an_empty_day_is_a_normal_day(landing, url):
     events = landing / "events" / D1
     for part in events.glob("*.jsonl.gz"):
         part.unlink()
-    result = run_assets(landing, url, D1)
+    result = run(landing, url, D1, selection=None)
     assert result.success, failure_text(result)
     for node in ("clean__sessions", "clean__orders", "clean__plans", "clean__events"):
         meta = result.asset_materializations_for_node(node)[0].metadata
@@ -250,7 +260,7 @@ def test_an_empty_day_is_a_normal_day(landing, url):
 
 def test_a_mostly_broken_file_fails_its_platform_date_at_the_door(landing, url):
     base_day(landing)
-    assert run_assets(landing, url, D1).success
+    assert run(landing, url, D1).success
     before = q(url, "SELECT * FROM session_scorecard")
     # The export is redone broken: every order line garbled but the first.
     many = [order(f"O{i}", "S1", f"{D1} 20:10:00", f"{D1} 20:11:00", "paid") for i in range(1, 12)]
@@ -258,7 +268,7 @@ def test_a_mostly_broken_file_fails_its_platform_date_at_the_door(landing, url):
     path = landing / "douyin" / D1 / "orders.csv"
     text = path.read_text(encoding="utf-8-sig").replace(",999.00,999.00,", ",999.00,??,")
     path.write_text(text.replace(",??,", ",999.00,", 1), encoding="utf-8-sig")
-    result = run_assets(landing, url, D1)
+    result = run(landing, url, D1)
     assert not result.success  # the douyin report fails the run; nothing else does
     assert {e.step_key for e in result.get_step_failure_events()} == {"ops__douyin"}
     text = failure_text(result)
@@ -270,7 +280,7 @@ def test_a_mostly_broken_file_fails_its_platform_date_at_the_door(landing, url):
     pd.testing.assert_frame_equal(q(url, "SELECT * FROM session_scorecard"), before)
 
     # A later run of only the scorecard holds douyin's date too, and says why.
-    later = run_assets(landing, url, D1, selection=[dg.AssetKey(["serving", "session_scorecard"])])
+    later = run(landing, url, D1, selection=[dg.AssetKey(["serving", "session_scorecard"])])
     complete = complete_check(later)
     assert not complete.passed and complete.severity == dg.AssetCheckSeverity.ERROR
     assert "clean/orders douyin 2026-11-01: douyin/2026-11-01/orders.csv" in complete.description
@@ -278,7 +288,7 @@ def test_a_mostly_broken_file_fails_its_platform_date_at_the_door(landing, url):
 
     # The export is fixed and re-run: everything is published again.
     base_day(landing, orders=many)
-    assert run_assets(landing, url, D1).success
+    assert run(landing, url, D1).success
     assert q(url, "SELECT gmv FROM session_scorecard")["gmv"].tolist() == [999.0 * 11]
 
 
@@ -288,7 +298,7 @@ def test_a_file_of_garbage_fails_its_platform_date_and_no_other(landing, url):
     noise = noise.replace(b"\n", b"").replace(b"\r", b"")[:4000]
     lines = [noise[i : i + 200] for i in range(0, 4000, 200)]  # 20 lines of random bytes
     (landing / "jd" / D1 / "orders.jsonl").write_bytes(b"\n".join(lines))
-    result = run_assets(landing, url, D1)
+    result = run(landing, url, D1)
     assert {e.step_key for e in result.get_step_failure_events()} == {"ops__jd"}
     assert (
         "jd/2026-11-01/orders.jsonl: 20 of 20 records are broken (bytes that are not UTF-8 (20))"
@@ -299,19 +309,19 @@ def test_a_file_of_garbage_fails_its_platform_date_and_no_other(landing, url):
 
 def test_a_failed_blocking_verdict_holds_later_runs_until_it_passes(landing, url):
     base_day(landing)
-    assert run_assets(landing, url, D1).success
+    assert run(landing, url, D1).success
     before = q(url, "SELECT * FROM session_scorecard")
     day = [dt.date.fromisoformat(D1)]
     record_check(make_engine(url), "clean/orders", "valid", day, False, "2 keys twice", "r1")
     scorecard = [dg.AssetKey(["serving", "session_scorecard"])]
-    complete = complete_check(run_assets(landing, url, D1, selection=scorecard))
+    complete = complete_check(run(landing, url, D1, selection=scorecard))
     assert not complete.passed
     assert "clean/orders valid on 2026-11-01: the blocking check failed: 2 keys twice" in (
         complete.description
     )
     pd.testing.assert_frame_equal(q(url, "SELECT * FROM session_scorecard"), before)
     record_check(make_engine(url), "clean/orders", "valid", day, True, "", "r2")
-    assert complete_check(run_assets(landing, url, D1, selection=scorecard)).passed
+    assert complete_check(run(landing, url, D1, selection=scorecard)).passed
 
 
 def events_day(landing, events, day=D1, part="douyin-000"):
@@ -330,7 +340,7 @@ def test_duplicate_and_late_events_land_once(landing, url):
     events_day(landing, [e1, e2, e1])
     write_day(landing, D2)
     write_events(landing, D2, [e2, event("e3", "S1", "v2", "enter", f"{D1} 21:00:00")])  # late
-    assert run_assets(landing, url, D1, D2).success
+    assert run(landing, url, D1, D2).success
     got = lake_events(url)
     assert sorted(got["event_id"]) == ["e1", "e2", "e3"]
     ledger = q(
@@ -384,7 +394,7 @@ def test_duplicate_and_late_events_land_once(landing, url):
 def test_bad_events_are_quarantined(landing, url, bad, kind, reason):
     good = event("ok", "S1", "v1", "enter", f"{D1} 19:51:00")  # 9 minutes early: inside
     events_day(landing, [good, bad])
-    assert run_assets(landing, url, D1).success
+    assert run(landing, url, D1).success
     quarantine = q(url, "SELECT * FROM ops_quarantine WHERE table_name = 'events'")
     assert quarantine[["source_line", "kind"]].values.tolist() == [[2, kind]]
     assert quarantine["reason"].iloc[0].startswith(reason)
@@ -394,7 +404,7 @@ def test_bad_events_are_quarantined(landing, url, bad, kind, reason):
 def test_an_event_time_in_utc_with_z_is_read_as_such(landing, url):
     at_z = {**event("z", "S1", "v1", "like", f"{D1} 20:30:00"), "ts": f"{D1}T12:30:00.000Z"}
     events_day(landing, [at_z])
-    assert run_assets(landing, url, D1).success
+    assert run(landing, url, D1).success
     assert lake_events(url)["ts"].tolist() == [pd.Timestamp(f"{D1} 12:30:00")]
 
 
@@ -402,7 +412,7 @@ def test_a_viewer_firing_more_than_60_events_a_minute_is_a_bot(landing, url):
     burst = [event(f"b{i}", "S1", "bot", "like", f"{D1} 20:10:{i % 60:02d}") for i in range(61)]
     calm = [event(f"h{i}", "S1", "human", "like", f"{D1} 20:{10 + i}:00") for i in range(20)]
     events_day(landing, [*burst, *calm])
-    assert run_assets(landing, url, D1).success
+    assert run(landing, url, D1).success
     bots = q(url, "SELECT viewer_key, peak_events_60s FROM clean_bot_viewers")
     assert len(bots) == 1 and bots["peak_events_60s"].iloc[0] == 61
     flags = q(url, "SELECT viewer_key, likes, is_bot FROM clean_viewer_sessions ORDER BY likes")
@@ -422,7 +432,7 @@ def test_viewer_activity_pairs_enters_and_leaves(landing, url):
             event("f", "S1", "v1", "leave", f"{D1} 21:05:00"),
         ],
     )
-    assert run_assets(landing, url, D1).success
+    assert run(landing, url, D1).success
     row = q(url, "SELECT enters, watch_s, product_clicks, carts FROM clean_viewer_sessions")
     assert row.values.tolist() == [[2, 900.0, 1, 1]]
     sku = q(url, "SELECT sku, clicks, carts FROM clean_viewer_products")
@@ -439,7 +449,7 @@ def test_local_midnight_separates_partitions(landing, url):
         lineup=[lineup("S1")],
     )
     write_events(landing, D2, [event("early", "S1", "v1", "like", f"{D2} 00:00:00")])
-    assert run_assets(landing, url, D1, D2).success
+    assert run(landing, url, D1, D2).success
     got = lake_events(url).set_index("event_id")
     assert str(got.loc["late", "event_date"]) == D1 and str(got.loc["early", "event_date"]) == D2
     assert str(got.loc["late", "ts"]) == "2026-11-01 15:59:59"  # UTC
@@ -447,11 +457,11 @@ def test_local_midnight_separates_partitions(landing, url):
 
 def test_a_session_restated_as_a_test_leaves_the_scorecard(landing, url):
     base_day(landing)
-    assert run_assets(landing, url, D1).success
+    assert run(landing, url, D1).success
     assert q(url, "SELECT session_key FROM session_scorecard")["session_key"].tolist() == [
         "douyin:S1"
     ]
     renamed = session("S1", f"{D1} 20:00:00", f"{D1} 22:00:00", title="推流测试")
     write_day(landing, D2, sessions=[renamed], lineup=[lineup("S1")])
-    assert run_assets(landing, url, D2).success
+    assert run(landing, url, D2).success
     assert q(url, "SELECT session_key FROM session_scorecard").empty
