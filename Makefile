@@ -7,7 +7,7 @@ DATA := $(CURDIR)/data
 export DAGSTER_HOME := $(DATA)/dagster_home
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test run ui bench lint clean
+.PHONY: demo test run ui bench bench-history lint clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,9 +26,10 @@ test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	bash scripts/ensure-postgres.sh
-	# Two workers, a test file each at a time (module fixtures stay in one process); OpenMP
-	# threads sleep instead of spinning while they wait, so two LightGBM trainings share cores.
-	OMP_WAIT_POLICY=passive $(VENV)/bin/pytest -q -n 2 --dist loadfile --durations=10
+	# Two workers, a test file each at a time (module fixtures stay in one process), the files
+	# that share the tiny story's run as one (tests/conftest.py); OpenMP threads sleep instead of
+	# spinning while they wait, so two LightGBM trainings share cores.
+	OMP_WAIT_POLICY=passive $(VENV)/bin/pytest -q -n 2 --dist loadgroup --durations=10
 
 # An operator's re-run after fixing a file: the nightly job over FROM … TO (local dates) in one
 # run, into the instance `make ui` shows; prints per platform-date what was published or why not.
@@ -41,6 +42,10 @@ ui: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 
 bench: $(VENV)/.installed
 	$(PY) -m scripts.bench
+
+# A nightly partition's cost after 30, 180 and 365 days of the demo's world, side by side.
+bench-history: $(VENV)/.installed
+	$(PY) -m scripts.bench.history
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import glob
 import os
 import shutil
@@ -11,6 +12,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import dagster as dg
 import pytest
@@ -38,6 +40,48 @@ def tiny_clean(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny_clean")
     simulate(dataclasses.replace(TINY, faults=FaultRates.none()), out, seed=SEED)
     return out
+
+
+# The tiny dirty world's story: the dates its three runs end on (local dates).
+STORY_FIRST, STORY_MIDDLE, STORY_TRAINED, STORY_LAST = (
+    "2026-10-25", "2026-11-06", "2026-11-13", "2026-11-14"
+)  # fmt: skip
+# The test files that read the story, kept on one xdist worker so that it runs once.
+STORY_FILES = {"test_pipeline", "test_forecasting", "test_recommending"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """One xdist group per test file (module fixtures stay in one process), the story's files
+    in one group (`make test` runs `--dist loadgroup`)."""
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else item.nodeid
+        group = "tiny_story" if module in STORY_FILES else module
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.fixture(scope="session")
+def tiny_story(tiny_dirty, tmp_path_factory) -> SimpleNamespace:
+    """The tiny dirty world through the real graph in the three runs a deployment makes: a
+    backfill of its first 13 days (the first forecaster and ranker trained and promoted on
+    STORY_MIDDLE), a backfill of the next seven with the promotion gate opened wide (the second
+    models promoted on STORY_TRAINED), and the nightly run of the newest date (STORY_LAST)
+    with a gate asking for 99 % better (its challengers rejected, the champions serve). Read
+    by the pipeline, forecasting and recommending tests; a test that writes takes a copy.
+
+    Namespace: url (the warehouse, its lake and models beside it in one folder), landing,
+    backfills (the two backfills' results) and nightly (the last run's result)."""
+    landing = tiny_dirty / "landing"
+    url = sqlite_url(tmp_path_factory.mktemp("story") / "w.db")
+    first = run_assets(landing, url, STORY_FIRST, STORY_MIDDLE)
+    assert first.success
+    after_middle = (dt.date.fromisoformat(STORY_MIDDLE) + dt.timedelta(days=1)).isoformat()
+    lenient = model_store(landing, url, tolerance=10.0)
+    second = run_assets(landing, url, after_middle, STORY_TRAINED, models=lenient)
+    assert second.success
+    strict = model_store(landing, url, tolerance=-0.99)
+    nightly = run_assets(landing, url, STORY_LAST, models=strict)
+    return SimpleNamespace(url=url, landing=landing, backfills=[first, second], nightly=nightly)
 
 
 def resources(landing: Path, url: str) -> dict:

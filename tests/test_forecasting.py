@@ -19,14 +19,22 @@ from contract.localtime import local_day, local_midnight_start_utc
 from ml import gmv, registry
 from ml.features import build_features
 from ml.history import dated, sessions_as_of
-from tests.conftest import lake_for, model_store, run_assets, sqlite_url
+from tests.conftest import (
+    STORY_FIRST,
+    STORY_LAST,
+    STORY_MIDDLE,
+    STORY_TRAINED,
+    lake_for,
+    run_assets,
+    sqlite_url,
+)
 from warehouse import model_registry
 from warehouse.forecast_inputs import history_inputs
 from warehouse.lake import read_partition_files, write_partition_file
 from warehouse.schema import forecast_accuracy, session_gmv_forecast
 from warehouse.store import make_engine, read_frame
 
-FIRST, MIDDLE, LAST = "2026-10-25", "2026-11-06", "2026-11-14"
+FIRST, MIDDLE, TRAINED, LAST = STORY_FIRST, STORY_MIDDLE, STORY_TRAINED, STORY_LAST
 
 
 def q(url: str, sql: str) -> pd.DataFrame:
@@ -34,30 +42,10 @@ def q(url: str, sql: str) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def stage_one(tiny_dirty, tmp_path_factory):
-    """The first 13 days in one run: a model is trained and promoted on MIDDLE."""
-    root = tmp_path_factory.mktemp("forecast")
-    url = sqlite_url(root / "w.db")
-    assert run_assets(tiny_dirty / "landing", url, FIRST, MIDDLE).success
-    return root
-
-
-def copy_of(stage_root, tmp_path) -> str:
-    """A private copy of the stage-one warehouse, its lake and its models."""
-    target = tmp_path / "copy"
-    shutil.copytree(stage_root, target)
-    return sqlite_url(target / "w.db")
-
-
-@pytest.fixture(scope="module")
-def forecast_run(stage_one, tiny_dirty, tmp_path_factory) -> str:
-    """Then the next eight days in one run: forecasts by the first model, and a second model
-    promoted (the gate is opened wide: this fixture is about the path of a promotion; the
-    rejection has its own test)."""
-    url = copy_of(stage_one, tmp_path_factory.mktemp("run"))
-    lenient = model_store(tiny_dirty / "landing", url, tolerance=10.0)
-    assert run_assets(tiny_dirty / "landing", url, "2026-11-07", LAST, models=lenient).success
-    return url
+def forecast_run(tiny_story) -> str:
+    """The tiny dirty world's story (conftest `tiny_story`): forecasters trained and promoted
+    on MIDDLE and TRAINED, a third rejected on LAST."""
+    return tiny_story.url
 
 
 def test_models_are_registered_promoted_and_serve_from_the_next_day(forecast_run):
@@ -65,9 +53,10 @@ def test_models_are_registered_promoted_and_serve_from_the_next_day(forecast_run
         forecast_run,
         f"SELECT * FROM model_registry WHERE model_name = '{MODEL}' ORDER BY trained_for",
     )
-    assert list(models["trained_for"].astype(str)) == [MIDDLE, LAST]
-    assert list(models["status"]) == ["retired", "champion"]
-    assert list(models["promoted_on"].astype(str)) == [MIDDLE, LAST]
+    assert list(models["trained_for"].astype(str)) == [MIDDLE, TRAINED, LAST]
+    assert list(models["status"]) == ["retired", "champion", "rejected"]
+    assert list(models["promoted_on"].iloc[:2].astype(str)) == [MIDDLE, TRAINED]
+    assert pd.isna(models["promoted_on"].iloc[2])
     card = json.loads(models.iloc[0]["metrics"])
     assert {"wmape", "coverage", "naive_wmape", "ratio_to_naive", "oracle_wmape"} <= set(card)
     folder = lake_for(forecast_run).with_suffix(".models") / MODEL / models.iloc[0]["version"]
@@ -75,11 +64,17 @@ def test_models_are_registered_promoted_and_serve_from_the_next_day(forecast_run
     assert len(list(folder.glob("booster_*.txt"))) == 6
 
     forecasts = q(forecast_run, "SELECT * FROM session_gmv_forecast")
-    # Made on 2026-11-07 … 2026-11-14 by the model trained on MIDDLE, none before it.
+    # Made on 2026-11-07 … 2026-11-13 by the model promoted on MIDDLE, none before it, and on
+    # LAST by the one promoted on TRAINED.
     stamps = pd.to_datetime(forecasts["forecast_made_at"])
     assert stamps.min() == pd.Timestamp("2026-11-07 16:00")  # 24:00 local of 11-07
     assert stamps.max() == pd.Timestamp("2026-11-14 16:00")
-    assert set(forecasts["model_version"]) == {models.iloc[0]["version"]}
+    by_model = forecasts.groupby("model_version")["forecast_made_at"].agg(["min", "max"])
+    assert by_model.index.tolist() == sorted(models["version"].iloc[:2])
+    served = {models.iloc[k]["version"]: k for k in range(2)}
+    spans = {served[v]: (pd.Timestamp(a), pd.Timestamp(b)) for v, (a, b) in by_model.iterrows()}
+    assert spans[0] == (pd.Timestamp("2026-11-07 16:00"), pd.Timestamp("2026-11-13 16:00"))
+    assert spans[1] == (pd.Timestamp("2026-11-14 16:00"), pd.Timestamp("2026-11-14 16:00"))
 
 
 def test_forecast_tables_keep_the_contract(forecast_run, tiny_dirty):
@@ -108,12 +103,10 @@ def test_forecast_tables_keep_the_contract(forecast_run, tiny_dirty):
 
 
 def test_a_challenger_worse_than_the_champion_is_rejected_and_the_champion_serves(
-    stage_one, tiny_dirty, tmp_path
+    tiny_story,
 ):
-    url = copy_of(stage_one, tmp_path)
-    # The challenger would have to be 99 % better than the champion.
-    strict = model_store(tiny_dirty / "landing", url, tolerance=-0.99)
-    result = run_assets(tiny_dirty / "landing", url, "2026-11-07", LAST, models=strict)
+    # The night's challenger would have had to be 99 % better than the champion.
+    result = tiny_story.nightly
     assert not result.success
     (verdict,) = [
         e
@@ -124,24 +117,28 @@ def test_a_challenger_worse_than_the_champion_is_rejected_and_the_champion_serve
     ]
     assert verdict.check_name == "beats_champion"
     assert "rejected" in verdict.description and "worse by more than" in verdict.description
-    # The champion still serves: every plan of each night's export is forecast, in order.
+    # The champion still serves: every plan of the night's export is forecast, in order.
     checks = {
         e.check_name: e
         for e in result.get_asset_check_evaluations()
         if e.asset_key.to_user_string() == "serving/session_gmv_forecast"
     }
-    assert checks["valid"].passed and checks["valid"].metadata["forecasts_checked"].value > 100
+    assert checks["valid"].passed and checks["valid"].metadata["forecasts_checked"].value > 20
     assert checks["served"].passed
     models = q(
-        url,
+        tiny_story.url,
         "SELECT version, status, promoted_on FROM model_registry "
         f"WHERE model_name = '{MODEL}' ORDER BY trained_for",
     )
-    assert list(models["status"]) == ["champion", "rejected"]
-    assert models["promoted_on"].isna().tolist() == [False, True]
-    # The champion still made the forecasts of these dates.
-    forecasts = q(url, "SELECT DISTINCT model_version FROM session_gmv_forecast")
-    assert forecasts["model_version"].tolist() == [models.iloc[0]["version"]]
+    assert list(models["status"]) == ["retired", "champion", "rejected"]
+    assert models["promoted_on"].isna().tolist() == [False, False, True]
+    # The champion made the night's forecasts.
+    forecasts = q(
+        tiny_story.url,
+        "SELECT DISTINCT model_version FROM session_gmv_forecast "
+        f"WHERE forecast_made_at >= '{LAST}'",
+    )
+    assert forecasts["model_version"].tolist() == [models.iloc[1]["version"]]
 
 
 def warehouse_inputs(url: str, last: dt.date) -> dict[str, pd.DataFrame]:

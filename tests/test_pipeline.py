@@ -119,10 +119,9 @@ def test_ledger_adds_up_and_nothing_is_quarantined_without_faults(clean_run):
 
 
 @pytest.fixture(scope="module")
-def dirty_run(tiny_dirty, tmp_path_factory) -> str:
-    url = sqlite_url(tmp_path_factory.mktemp("wh") / "dirty.db")
-    assert run_assets(tiny_dirty / "landing", url, FIRST, LAST).success
-    return url
+def dirty_run(tiny_story) -> str:
+    """The tiny dirty world's whole story (conftest `tiny_story`): every date of it, every layer."""
+    return tiny_story.url
 
 
 # Bounded by non-alphanumerics, so that hex pseudonyms and ids do not count as phone numbers.

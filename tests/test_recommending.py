@@ -17,12 +17,12 @@ from ml import ranker
 from ml.fans import PICK_DAYS, fans_as_of, history_of, segment
 from ml.metrics import ranking_metrics
 from scripts.demo import scoring_figures
-from tests.conftest import model_store, run_assets, sqlite_url
+from tests.conftest import STORY_LAST, STORY_MIDDLE, STORY_TRAINED
 from warehouse import model_registry
 from warehouse.fan_inputs import BUCKETS, planned_lineups, read_fan_inputs
 from warehouse.store import make_engine, read_frame
 
-FIRST, TRAINED, LAST = "2026-10-25", "2026-11-13", "2026-11-14"
+MIDDLE, TRAINED, LAST = STORY_MIDDLE, STORY_TRAINED, STORY_LAST
 DAY = dt.date.fromisoformat(LAST)
 
 
@@ -31,15 +31,12 @@ def q(url: str, sql: str) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def rec_run(tiny_dirty, tmp_path_factory) -> SimpleNamespace:
-    """A backfill up to the day before the newest plan export trains the first ranker; the
-    nightly run of the newest date serves its picks, and its own challenger (the gate asks for
-    99 % better) is rejected."""
-    url = sqlite_url(tmp_path_factory.mktemp("rec") / "w.db")
-    landing = tiny_dirty / "landing"
-    assert run_assets(landing, url, FIRST, TRAINED).success
-    strict = model_store(landing, url, tolerance=-0.99)
-    return SimpleNamespace(url=url, nightly=run_assets(landing, url, LAST, models=strict))
+def rec_run(tiny_story) -> SimpleNamespace:
+    """The tiny dirty world's story (conftest `tiny_story`): two backfills train and promote
+    rankers on MIDDLE and TRAINED, the day before the newest plan export; the nightly run of
+    the newest date serves its picks, and its own challenger (the gate asks for 99 % better)
+    is rejected."""
+    return tiny_story
 
 
 def test_a_backfill_pushes_no_picks_and_the_newest_export_gets_them(rec_run):
@@ -97,11 +94,11 @@ def test_every_plan_is_ranked_for_every_recent_fan_of_its_room(rec_run):
 
 def test_the_champion_serves_and_a_worse_challenger_is_rejected(rec_run):
     models = model_registry.models(make_engine(rec_run.url), MODEL)
-    assert list(models["trained_for"].astype(str)) == [TRAINED, LAST]
-    assert list(models["status"]) == ["champion", "rejected"]
-    assert "worse by more than" in models.iloc[1]["decision"]
+    assert list(models["trained_for"].astype(str)) == [MIDDLE, TRAINED, LAST]
+    assert list(models["status"]) == ["retired", "champion", "rejected"]
+    assert "worse by more than" in models.iloc[2]["decision"]
     recs = q(rec_run.url, "SELECT DISTINCT model_version FROM product_recommendations")
-    assert recs["model_version"].tolist() == [models.iloc[0]["version"]]
+    assert recs["model_version"].tolist() == [models.iloc[1]["version"]]
 
 
 def test_fan_segments_follow_the_contract_rule(rec_run):
