@@ -52,11 +52,35 @@ def measure(landing: Path, work: Path, first: dt.date, timed: dict[int, dt.date]
     return runs
 
 
+def step_seconds(runs: dict[int, dict]) -> dict[str, list[float]]:
+    """Each step of the longest history's run: its seconds per history, shortest first."""
+    lengths = sorted(runs)
+    return {
+        step["step"]: [
+            next((s["seconds"] for s in runs[n]["steps"] if s["step"] == step["step"]), 0.0)
+            for n in lengths
+        ]
+        for step in runs[lengths[-1]]["steps"]
+    }
+
+
+def grown(runs: dict[int, dict]) -> list[str]:
+    """The steps outside training (which reads its window, so may grow) whose seconds grew by
+    more than GROWS from the shortest history to the longest."""
+    from scripts.bench.nightly import STAGES
+
+    stage = {s["step"]: s["stage"] for s in runs[max(runs)]["steps"]}
+    return [
+        name
+        for name, t in step_seconds(runs).items()
+        if stage[name] != STAGES[3] and t[0] > 0.05 and t[-1] / t[0] > GROWS
+    ]
+
+
 def side_by_side(runs: dict[int, dict]) -> list[str]:
     """Per stage, then per step that grew (or is among the slowest), seconds per history."""
     from scripts.bench.nightly import STAGES
 
-    models = STAGES[3]
     lengths = sorted(runs)
     short, long = lengths[0], lengths[-1]
     head = "{:46s}" + " {:>9s}" * len(lengths) + " {:>9s}"
@@ -73,42 +97,24 @@ def side_by_side(runs: dict[int, dict]) -> list[str]:
         got = [runs[n]["stages"].get(stage, {}).get("seconds", 0.0) for n in lengths]
         out.append(row.format(f"  {stage}", *got, ratio(got[0], got[-1])))
     out.append("")
-    steps = {s["step"]: s for s in runs[long]["steps"]}
-    by_step = {
-        name: [
-            next((s["seconds"] for s in runs[n]["steps"] if s["step"] == name), 0.0)
-            for n in lengths
-        ]
-        for name in steps
-    }
+    by_step = step_seconds(runs)
     slowest = sorted(by_step, key=lambda name: -by_step[name][-1])[:12]
-    grew = [n for n, t in by_step.items() if t[0] > 0.05 and t[-1] / t[0] > GROWS]
-    out.append(head.format("steps (the slowest, and any that grew)", *[""] * len(lengths), ""))
-    for name in dict.fromkeys(slowest + sorted(grew)):
+    grew = grown(runs)
+    out.append(head.format("steps (the slowest, and * any that grew)", *[""] * len(lengths), ""))
+    for name in dict.fromkeys(slowest + grew):
         t = by_step[name]
-        mark = " *" if name in grew and steps[name]["stage"] != models else ""
-        out.append(row.format(f"  {name}", *t, ratio(t[0], t[-1])) + mark)
+        out.append(row.format(f"  {name}", *t, ratio(t[0], t[-1])) + (" *" if name in grew else ""))
     peak = [runs[n]["peak_rss_mib"] for n in lengths]
     out.append(row.format("peak RSS (MiB)", *peak, ratio(peak[0], peak[-1])))
     return out
 
 
 def verdict(runs: dict[int, dict]) -> str:
-    from scripts.bench.nightly import STAGES
-
     lengths = sorted(runs)
     failed = [n for n in lengths if not runs[n]["success"]]
     if failed:
         return f"NOT measured: the timed run after {failed} days of history failed"
-    short, long = runs[lengths[0]], runs[lengths[-1]]
-    first = {s["step"]: s["seconds"] for s in short["steps"]}
-    grew = [
-        s["step"]
-        for s in long["steps"]
-        if s["stage"] != STAGES[3]  # training reads its window: it may grow
-        and first.get(s["step"], 0) > 0.05
-        and s["seconds"] / first[s["step"]] > GROWS
-    ]
+    grew = grown(runs)
     if not grew:
         return f"flat: no step outside training grew by more than {GROWS}x"
     return (
