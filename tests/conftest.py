@@ -46,18 +46,6 @@ def tiny_clean(tmp_path_factory) -> Path:
 STORY_FIRST, STORY_MIDDLE, STORY_TRAINED, STORY_LAST = (
     "2026-10-25", "2026-11-06", "2026-11-13", "2026-11-14"
 )  # fmt: skip
-# The test files that read the story, kept on one xdist worker so that it runs once.
-STORY_FILES = {"test_pipeline", "test_forecasting", "test_recommending"}
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """One xdist group per test file (module fixtures stay in one process), the story's files
-    in one group (`make test` runs `--dist loadgroup`)."""
-    for item in items:
-        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else item.nodeid
-        group = "tiny_story" if module in STORY_FILES else module
-        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +55,8 @@ def tiny_story(tiny_dirty, tmp_path_factory) -> SimpleNamespace:
     STORY_MIDDLE), a backfill of the next seven with the promotion gate opened wide (the second
     models promoted on STORY_TRAINED), and the nightly run of the newest date (STORY_LAST)
     with a gate asking for 99 % better (its challengers rejected, the champions serve). Read
-    by the pipeline, forecasting and recommending tests; a test that writes takes a copy.
+    by the pipeline, forecasting and recommending tests (once per xdist worker that runs one of
+    them); a test that writes takes a copy.
 
     Namespace: url (the warehouse, its lake and models beside it in one folder), landing,
     backfills (the two backfills' results) and nightly (the last run's result)."""
