@@ -22,7 +22,7 @@ from assets.resources import LandingZone, ModelStore, Pseudonymizer, Warehouse
 from contract.layout import marked_dates
 from contract.localtime import local_midnight_utc
 from ml import ranker, registry
-from ml.fans import PICK_DAYS, fans_as_of, history_of
+from ml.fans import PICK_DAYS, fans_as_of, history_of, history_start
 from warehouse import model_registry
 from warehouse.fan_inputs import (
     ALL_FANS,
@@ -73,7 +73,7 @@ def fan_segments(
     counts: list[pd.DataFrame] = []
 
     def chunks() -> Iterator[pd.DataFrame]:
-        for bucket, inputs in fan_input_buckets(engine, day):
+        for bucket, inputs in fan_input_buckets(engine, day, history_start(day), products=False):
             fans = fans_as_of(history_of(inputs), day)
             fans = fans[fans["platform"].isin(platforms)]
             counts.append(fans.groupby(["platform", "room_id", "segment"]).size().rename("fans"))
@@ -151,7 +151,7 @@ def ranker_challenger(
     day = units.ready_days()[-1]
     engine = warehouse.get_engine()
     started = time.perf_counter()
-    inputs = read_fan_inputs(engine, day)
+    inputs = read_fan_inputs(engine, day, ranker.training_start(day, models.ranker_eval_days))
     history = history_of(inputs)
     examples = ranker.labelled_examples(
         inputs["sessions"],
@@ -274,7 +274,7 @@ def product_recommendations(
     started, scored, sample = time.perf_counter(), {"fans": 0, "rows": 0, "buckets": 0}, []
 
     def chunks() -> Iterator[pd.DataFrame]:
-        for bucket, inputs in fan_input_buckets(engine, day):
+        for bucket, inputs in fan_input_buckets(engine, day, history_start(day)):
             history = history_of(inputs)
             fans = fans_as_of(history, day, PICK_DAYS)
             ranked = ranker.rank_for_fans(history, lineups, fans, day, inputs["products"], booster)

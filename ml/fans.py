@@ -47,24 +47,35 @@ class FanHistory:
 def fan_history(
     sessions: pd.DataFrame,
     viewer_sessions: pd.DataFrame,
-    viewer_products: pd.DataFrame,
     paid: pd.DataFrame,
-    lineups: pd.DataFrame,
-    products: pd.DataFrame,
-    session_products: pd.DataFrame,
+    viewer_products: pd.DataFrame | None = None,
+    lineups: pd.DataFrame | None = None,
+    products: pd.DataFrame | None = None,
+    session_products: pd.DataFrame | None = None,
 ) -> FanHistory:
     """Increments from the clean tables.
 
     sessions: session_key, platform, room_id, start_time (UTC), is_test (latest export);
-    viewer_sessions: session_key, viewer_key, watch_s, is_bot; viewer_products: session_key,
-    viewer_key, sku, clicks, carts; paid: paid order lines, each once (session_key, viewer_key,
-    sku, gmv_fen, known_date: `ml.history.paid_increments`); lineups: session_key,
-    sku, live_price_fen (latest export); products: sku, category (latest export);
+    viewer_sessions: session_key, viewer_key, watch_s, is_bot; paid: paid order lines, each
+    once (session_key, viewer_key, sku, gmv_fen, known_date: `ml.history.paid_increments`);
+    viewer_products: session_key, viewer_key, sku, clicks, carts; lineups: session_key, sku,
+    live_price_fen (latest export); products: sku, category (latest export);
     session_products: what every human viewer did per (session, sku): session_key, sku,
     known_date, exposed (the session's human viewers, on the row of its lineup's export),
     clicks, carts, orders. The viewer tables may hold a subset of the viewers (a bucket of
     fans); `session_products` always holds everyone, so the room's popularity is the same.
+    Without the four product-level frames (the fan tiers need none of them) the history has
+    the viewers' sessions, watch time, orders and spend, and no product-level increments.
     """
+    if viewer_products is None:
+        viewer_products = pd.DataFrame(
+            columns=["session_key", "viewer_key", "sku", "clicks", "carts"]
+        )
+        lineups = pd.DataFrame(columns=["session_key", "sku", "live_price_fen"])
+        products = pd.DataFrame(columns=["sku", "category"])
+        session_products = pd.DataFrame(
+            columns=["session_key", "sku", "known_date", *ROOM_SKU_SUMS]
+        )
     real = sessions.loc[~sessions["is_test"].astype(bool), ["session_key", "room_id"]].assign(
         day=local_day(sessions.loc[~sessions["is_test"].astype(bool), "start_time"])
     )
@@ -78,9 +89,8 @@ def fan_history(
     # Bot activity stays out: a (session, viewer) pair flagged as a bot leaves no increments.
     acted = acted.merge(humans[["session_key", "viewer_key"]], on=["session_key", "viewer_key"])
     acted["category"] = acted["sku"].map(category)
-    acted["click_log_price"] = np.log(acted["live_price_fen"].astype(float) / 100) * acted[
-        "clicks"
-    ].where(acted["live_price_fen"].notna(), 0)
+    price_fen = acted["live_price_fen"].astype(float)
+    acted["click_log_price"] = np.log(price_fen / 100) * acted["clicks"].where(price_fen.notna(), 0)
     bought = paid.merge(real, on="session_key")
     bought = bought.assign(
         day=np.maximum(bought["day"], pd.to_datetime(bought["known_date"])),
@@ -117,18 +127,28 @@ def fan_history(
 
 
 def history_of(inputs: Mapping[str, pd.DataFrame]) -> FanHistory:
-    """`fan_history` of the frames read for it, by name (`sessions`, `viewer_sessions`,
-    `viewer_products`, `paid`, `lineups`, `products`, `session_products`: what
-    `warehouse.fan_inputs.read_fan_inputs` returns), the catalogue in export order."""
+    """`fan_history` of the frames read for it, by name (`sessions`, `viewer_sessions`, `paid`
+    and, for a history with products, `viewer_products`, `lineups`, `products`,
+    `session_products`: what `warehouse.fan_inputs.read_fan_inputs` returns), the catalogue
+    in export order."""
+    if "viewer_products" not in inputs:
+        return fan_history(inputs["sessions"], inputs["viewer_sessions"], inputs["paid"])
     return fan_history(
         inputs["sessions"],
         inputs["viewer_sessions"],
-        inputs["viewer_products"],
         inputs["paid"],
+        inputs["viewer_products"],
         inputs["lineups"],
         inputs["products"].sort_values("export_date"),
         inputs["session_products"],
     )
+
+
+def history_start(first_as_of: dt.date) -> dt.date:
+    """The first local date a fan history must hold for profiles as of `first_as_of` or later:
+    every figure of a fan looks back over the `FAN_DAYS` ending its as-of day, so the reads
+    start there (`warehouse.fan_inputs`) and a night's cost follows that window."""
+    return first_as_of - dt.timedelta(days=FAN_DAYS - 1)
 
 
 def _daily(frame: pd.DataFrame, keys: list[str], values: list[str]) -> pd.DataFrame:
@@ -205,28 +225,25 @@ def segment(
 
 
 def fan_profiles(history: FanHistory, queries: pd.DataFrame) -> pd.DataFrame:
-    """What each (room_id, viewer_key) of `queries` was as a fan on its `as_of` day: all-time
-    and windowed sums, days since last seen, the tier. Aligned to `queries`."""
-    ever = sums_as_of(history.viewer, ["room_id", "viewer_key"], VIEWER_SUMS, queries)
-    year = sums_as_of(
-        history.viewer, ["room_id", "viewer_key"], ["orders", "spend_fen"], queries, FAN_DAYS
-    )
-    month = sums_as_of(
-        history.viewer, ["room_id", "viewer_key"], ["sessions"], queries, RECENT_DAYS
-    )
-    as_of = pd.to_datetime(queries["as_of"])
-    last_seen = (as_of - year["last_day"]).dt.days
+    """What each (room_id, viewer_key) of `queries` was as a fan on its `as_of` day: the sums of
+    `VIEWER_SUMS` over the `FAN_DAYS` ending it (`<sum>_365d`; orders and spend_fen as integers),
+    sessions over the last `RECENT_DAYS`, days since last seen and the tier (None: not a fan
+    on that day). Aligned to `queries`."""
+    keys = ["room_id", "viewer_key"]
+    year = sums_as_of(history.viewer, keys, VIEWER_SUMS, queries, FAN_DAYS)
+    month = sums_as_of(history.viewer, keys, ["sessions"], queries, RECENT_DAYS)
+    last_seen = (pd.to_datetime(queries["as_of"]) - year["last_day"]).dt.days
     out = pd.DataFrame(
         {
-            **{f"{c}_all": ever[c] for c in VIEWER_SUMS},
-            "orders_365d": year["orders"].round().astype("int64"),
-            "spend_365d_fen": year["spend_fen"].round().astype("int64"),
+            **{f"{c}_365d": year[c] for c in VIEWER_SUMS},
             "sessions_28d": month["sessions"].round().astype("int64"),
             "last_seen_days": last_seen,
-            "days_known": (as_of - ever["last_day"]).dt.days,
         },
         index=queries.index,
     )
+    out = out.rename(columns={"spend_fen_365d": "spend_365d_fen"})
+    for column in ("orders_365d", "spend_365d_fen"):
+        out[column] = out[column].round().astype("int64")
     out["segment"] = segment(out["orders_365d"], out["last_seen_days"], out["sessions_28d"])
     out.loc[out["last_seen_days"].isna(), "segment"] = None  # not a fan on that day
     return out

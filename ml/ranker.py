@@ -28,6 +28,7 @@ from ml.fans import (
     SEGMENTS,
     FanHistory,
     fan_profiles,
+    history_start,
     sums_as_of,
 )
 from ml.metrics import ranking_metrics
@@ -37,9 +38,9 @@ K = 5
 LABELS = {"none": 0, "click": 1, "cart": 2, "paid": 3}
 CANDIDATE_COLUMNS = ["room_id", "viewer_key", "sku", "as_of", "price_fen", "coupon_fen"]
 FEATURES = [
-    # the viewer in the room
+    # the viewer in the room, over the fan window (`ml.fans.FAN_DAYS`) to the as-of day
     "v_sessions", "v_watch_per_session", "v_clicks", "v_carts", "v_orders", "v_log_spend",
-    "v_mean_log_price", "v_sessions_28d", "v_orders_365d", "v_last_seen_days", "v_segment",
+    "v_mean_log_price", "v_sessions_28d", "v_last_seen_days", "v_segment",
     # the viewer and this product's category, and this very SKU
     "c_clicks", "c_carts", "c_orders", "c_click_share", "c_order_share",
     "s_clicks", "s_carts", "s_orders",
@@ -174,27 +175,26 @@ def rank_features(
     log_price = np.log(price.clip(lower=0.01))
     discount = 1 - rows["price_fen"] / rows["list_price_fen"].replace(0, np.nan)
     coupon = rows["coupon_fen"].fillna(0).astype(float) / 100
-    clicks = rows["clicks_all"]
-    mean_log_price = rows["click_log_price_all"] / clicks.replace(0, np.nan)
+    clicks = rows["clicks_365d"]
+    mean_log_price = rows["click_log_price_365d"] / clicks.replace(0, np.nan)
     exposed = room["exposed"].clip(lower=0)
     out = pd.DataFrame(
         {
-            "v_sessions": rows["sessions_all"],
-            "v_watch_per_session": rows["watch_s_all"] / rows["sessions_all"].replace(0, np.nan),
+            "v_sessions": rows["sessions_365d"],
+            "v_watch_per_session": rows["watch_s_365d"] / rows["sessions_365d"].replace(0, np.nan),
             "v_clicks": clicks,
-            "v_carts": rows["carts_all"],
-            "v_orders": rows["orders_all"],
-            "v_log_spend": np.log1p(rows["spend_fen_all"] / 100),
+            "v_carts": rows["carts_365d"],
+            "v_orders": rows["orders_365d"],
+            "v_log_spend": np.log1p(rows["spend_365d_fen"] / 100),
             "v_mean_log_price": mean_log_price,
             "v_sessions_28d": rows["sessions_28d"],
-            "v_orders_365d": rows["orders_365d"],
             "v_last_seen_days": rows["last_seen_days"],
             "v_segment": rows["segment"].map({s: i for i, s in enumerate(SEGMENTS)}),
             "c_clicks": cat["clicks"].to_numpy(),
             "c_carts": cat["carts"].to_numpy(),
             "c_orders": cat["orders"].to_numpy(),
             "c_click_share": (cat["clicks"].to_numpy() + 0.2) / (clicks + 1.0),
-            "c_order_share": (cat["orders"].to_numpy() + 0.2) / (rows["orders_all"] + 1.0),
+            "c_order_share": (cat["orders"].to_numpy() + 0.2) / (rows["orders_365d"] + 1.0),
             "s_clicks": sku["clicks"].to_numpy(),
             "s_carts": sku["carts"].to_numpy(),
             "s_orders": sku["orders"].to_numpy(),
@@ -245,6 +245,14 @@ def temporal_split(
     train = examples[(day > cut - pd.Timedelta(days=TRAIN_DAYS)) & (day <= cut)]
     test = examples[(day > cut) & (day <= end)]
     return train, test
+
+
+def training_start(last: dt.date, eval_days: int = EVAL_DAYS) -> dt.date:
+    """The first local date the fan history of a training as of `last` must hold: the fan
+    window (`ml.fans.history_start`) before the as-of day of the first session `temporal_split`
+    trains on. Training reads from there, a bounded window however long the history."""
+    first_session = last - dt.timedelta(days=eval_days + TRAIN_DAYS - 1)
+    return history_start(first_session - dt.timedelta(days=1))
 
 
 def popularity_score(features: pd.DataFrame) -> np.ndarray:

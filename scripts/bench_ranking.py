@@ -83,7 +83,7 @@ def synthetic_history(
         carts=rng.integers(0, 100, len(lineups)),
         orders=0,
     )
-    history = fan_history(session_rows, visits, acted, paid, lineups, products, session_products)
+    history = fan_history(session_rows, visits, paid, acted, lineups, products, session_products)
     return history, products
 
 

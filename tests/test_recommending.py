@@ -118,7 +118,7 @@ def test_fan_segments_follow_the_contract_rule(rec_run):
 
 @pytest.fixture(scope="module")
 def inputs(rec_run) -> dict:
-    return read_fan_inputs(make_engine(rec_run.url), DAY)
+    return read_fan_inputs(make_engine(rec_run.url), DAY, ranker.training_start(DAY))
 
 
 def examples_of(inputs: dict) -> pd.DataFrame:
@@ -206,7 +206,7 @@ def test_scoring_a_sixteenth_at_a_time_gives_the_same_ranks(rec_run, inputs):
     whole = ranker.rank_for_fans(history, lineups, fans, DAY, inputs["products"], booster)
     parts = []
     for bucket in BUCKETS:
-        part = read_fan_inputs(engine, DAY, bucket)
+        part = read_fan_inputs(engine, DAY, ranker.training_start(DAY), bucket)
         assert part["viewer_sessions"]["viewer_key"].str.startswith(bucket).all()
         bucket_history = history_of(part)
         bucket_fans = fans_as_of(bucket_history, DAY, PICK_DAYS)

@@ -14,8 +14,24 @@ from collections.abc import Sequence
 import pandas as pd
 from sqlalchemy import Engine
 
+from contract.localtime import local_midnight_start_utc
 from ml.history import dated
 from warehouse.store import hex_prefix, read_frame
+
+
+def started_since(since: dt.date | None, alias: str = "") -> tuple[str, dict]:
+    """The SQL condition "the row's session (`session_key`) started on or after the local date
+    `since`", by any export of the session, with its bound parameter (`:since_utc`, 00:00
+    local of `since` in UTC); `alias` qualifies the column ("l." for a table aliased l). No
+    condition ("1 = 1") when `since` is None. A read bounded by it is the window a rule needs
+    (a fan's 365 days), so a night's cost stops growing with the length of history."""
+    if since is None:
+        return "1 = 1", {}
+    return (
+        f"{alias}session_key IN (SELECT session_key FROM clean_sessions "
+        "WHERE start_time >= :since_utc)",
+        {"since_utc": local_midnight_start_utc(since).to_pydatetime()},
+    )
 
 
 def _exported_by(
@@ -51,17 +67,21 @@ def paid_lines_exported_by(
     last: dt.date,
     keep: Sequence[str] = (),
     viewer_prefix: str | None = None,
+    since: dt.date | None = None,
 ) -> pd.DataFrame:
     """Every export, dated `last` or before, of the order lines that have a `paid_at`:
     order_key, export_date, session_key, the columns to `keep` (viewer_key, sku), paid_fen
     (fen), paid_at (UTC); one row per line and export (`ml.history.paid_increments` counts
     each line once, from the first export that shows it paid). `viewer_prefix`: only the
-    lines of viewers whose viewer_key starts with it (a bucket of fans)."""
+    lines of viewers whose viewer_key starts with it (a bucket of fans); `since`: only the
+    lines of sessions that started on or after that local date (`started_since`)."""
     columns = ["order_key", "export_date", "session_key", *keep, "paid_fen", "paid_at"]
-    where, params = " AND paid_at IS NOT NULL", {}
+    started, params = started_since(since)
+    where = f" AND paid_at IS NOT NULL AND {started}"
     if viewer_prefix is not None:
-        condition, params = hex_prefix("viewer_key", viewer_prefix)
+        condition, bounds = hex_prefix("viewer_key", viewer_prefix)
         where += f" AND {condition}"
+        params.update(bounds)
     return _exported_by(engine, "clean_orders", columns, last, where, params)
 
 

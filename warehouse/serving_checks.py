@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from contract.exports import latest_export
 from contract.localtime import local_day, local_midnight_utc
 from ml.fans import FAN_DAYS, RECENT_DAYS, segment
+from warehouse.exported import started_since
 from warehouse.store import hex_prefix, read_frame
 
 PROBLEM_COLUMNS = ["key", "problem"]
@@ -137,14 +138,15 @@ def fans_from_clean_layer(
 
     A fan entered (as a human, not a bot) or paid in a real session of the room in the 365 days
     ending `day`; a paid line counts from the later of its session's day and the export that
-    first showed it paid."""
+    first showed it paid. Only the sessions that started in those 365 days are read."""
     sampled, bounds = hex_prefix("viewer_key", prefix)
-    last = {"last": day.isoformat(), **bounds}
+    started, since = started_since(day - dt.timedelta(days=FAN_DAYS - 1))
+    last = {"last": day.isoformat(), **bounds, **since}
     sessions = latest_export(
         read_frame(
             engine,
             "SELECT session_key, export_date, source_line, platform, room_id, start_time, is_test "
-            "FROM clean_sessions WHERE export_date <= :last",
+            f"FROM clean_sessions WHERE export_date <= :last AND {started}",
             last,
         ),
         ["session_key"],
@@ -154,14 +156,15 @@ def fans_from_clean_layer(
     )[["session_key", "platform", "room_id", "day"]]
     watched = read_frame(
         engine,
-        f"SELECT session_key, viewer_key FROM clean_viewer_sessions WHERE {sampled} AND NOT is_bot",
+        "SELECT session_key, viewer_key FROM clean_viewer_sessions "
+        f"WHERE {sampled} AND NOT is_bot AND {started}",
         last,
     ).merge(real, on="session_key")
     paid = read_frame(
         engine,
         "SELECT order_key, MIN(export_date) AS known, MIN(session_key) AS session_key, "
         "MIN(viewer_key) AS viewer_key, MIN(paid_fen) AS paid_fen FROM clean_orders "
-        f"WHERE {sampled} AND paid_at IS NOT NULL AND export_date <= :last "
+        f"WHERE {sampled} AND paid_at IS NOT NULL AND export_date <= :last AND {started} "
         "GROUP BY order_key",
         last,
     ).merge(real, on="session_key")
