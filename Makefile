@@ -26,9 +26,10 @@ test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	bash scripts/ensure-postgres.sh
-	# Two workers, a test file each at a time (module fixtures stay in one process); OpenMP
+	# Two workers, an xdist group at a time: a test file each, the three that read the tiny
+	# story in one (tests/conftest.py), so module fixtures and the story run once; OpenMP
 	# threads sleep instead of spinning while they wait, so two LightGBM trainings share cores.
-	OMP_WAIT_POLICY=passive $(VENV)/bin/pytest -q -n 2 --dist loadfile --durations=10
+	OMP_WAIT_POLICY=passive $(VENV)/bin/pytest -q -n 2 --dist loadgroup --durations=10
 
 # An operator's re-run after fixing a file: the nightly job over FROM … TO (local dates) in one
 # run, into the instance `make ui` shows; prints per platform-date what was published or why not.

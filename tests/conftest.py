@@ -48,18 +48,40 @@ STORY_FIRST, STORY_MIDDLE, STORY_TRAINED, STORY_LAST = (
 )  # fmt: skip
 
 
+# The files that read the story: one xdist group, so it is computed once (`make test`).
+STORY_FILES = {"test_pipeline", "test_forecasting", "test_recommending"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """One xdist group per test file (its module fixtures stay in one process), the story's
+    files in one group (`make test` runs `--dist loadgroup`). First among the hooks: xdist
+    reads the groups in its own `pytest_collection_modifyitems`."""
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else item.nodeid
+        group = "tiny_story" if module in STORY_FILES else module
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
-def tiny_story(tiny_dirty, tmp_path_factory) -> SimpleNamespace:
+def tiny_story(tiny_dirty, tmp_path_factory, request) -> SimpleNamespace:
     """The tiny dirty world through the real graph in the three runs a deployment makes: a
     backfill of its first 13 days (the first forecaster and ranker trained and promoted on
     STORY_MIDDLE), a backfill of the next seven with the promotion gate opened wide (the second
     models promoted on STORY_TRAINED), and the nightly run of the newest date (STORY_LAST)
     with a gate asking for 99 % better (its challengers rejected, the champions serve). Read
-    by the pipeline, forecasting and recommending tests (once per xdist worker that runs one of
-    them); a test that writes takes a copy.
+    by the pipeline, forecasting and recommending tests (`STORY_FILES`, on one xdist worker);
+    a test that writes takes a copy.
 
     Namespace: url (the warehouse, its lake and models beside it in one folder), landing,
     backfills (the two backfills' results) and nightly (the last run's result)."""
+    if getattr(request.config.option, "loadgroup", False):
+        # The workers' temporary folders share a parent: a second story there means the xdist
+        # groups were not applied (pyproject.toml's pytest pin) and the story ran twice.
+        once = tmp_path_factory.getbasetemp().parent / "tiny_story.computed"
+        if once.exists():
+            pytest.fail("the tiny story was computed by a second xdist worker: groups not applied")
+        once.touch()
     landing = tiny_dirty / "landing"
     url = sqlite_url(tmp_path_factory.mktemp("story") / "w.db")
     first = run_assets(landing, url, STORY_FIRST, STORY_MIDDLE)

@@ -139,11 +139,5 @@ def write_catalog(root: Path, day: str, skus: tuple[str, ...] = SKUS) -> None:
     (folder / "_SUCCESS").write_bytes(b"")
 
 
-def edit_text(path: Path, old: str, new: str, encoding: str = "utf-8-sig") -> None:
-    text = path.read_text(encoding=encoding)
-    assert old in text, f"{old!r} not in {path}"
-    path.write_text(text.replace(old, new, 1), encoding=encoding)
-
-
 def next_day(day: str, n: int = 1) -> str:
     return (dt.date.fromisoformat(day) + dt.timedelta(days=n)).isoformat()

@@ -16,7 +16,6 @@ import pytest
 from tests.conftest import lake_for, run_assets, sqlite_url
 from tests.landing_builder import (
     SKUS,
-    edit_text,
     event,
     lineup,
     order,
@@ -129,39 +128,63 @@ def test_late_orders_and_refunds_restate_the_earlier_session(landing, url):
     assert card.values.tolist() == [[2, 1499.0, 200.0, 1299.0, D2]]
 
 
-@pytest.mark.parametrize(
-    ("old", "new", "field", "reason"),
-    [
-        (",已支付", ",已支付,多余", None, "wrong field count"),
-        ("2026-11-01 20:10:00", "2026-11-01 25:10:00", "created_at", "created_at unparseable"),
-        ("999.00,999.00", "999.00,9x9.00", "paid", "paid unparseable"),
-        (
-            "杭州市,西湖区文三路100号,1,",
-            "杭州市,西湖区文三路100号,-1,",
-            "quantity",
-            "quantity negative",
-        ),
-        ("O1,S1,LS-KT1000", "O1,S1,LS-XX9999", "sku", "sku not in the catalogue"),
-        ("O1,S1,", "O1,S404,", "session_key", "order of a session"),
-    ],
-)
-def test_malformed_order_rows_are_quarantined_with_file_line_field_reason(
-    landing, url, old, new, field, reason
-):
-    base_day(landing)
-    edit_text(landing / "douyin" / D1 / "orders.csv", old, new)
+# Each kind of malformed order line, as an edit of a good line's text (written for order O1),
+# on a line of its own: one run quarantines each with its file, line, field and reason, and
+# keeps the good lines after them.
+MALFORMED_ORDERS = [
+    (",已支付", ",已支付,多余", None, "wrong field count"),
+    ("2026-11-01 20:10:00", "2026-11-01 25:10:00", "created_at", "created_at unparseable"),
+    ("999.00,999.00", "999.00,9x9.00", "paid", "paid unparseable"),
+    (
+        "杭州市,西湖区文三路100号,1,",
+        "杭州市,西湖区文三路100号,-1,",
+        "quantity",
+        "quantity negative",
+    ),
+    ("O1,S1,LS-KT1000", "O1,S1,LS-XX9999", "sku", "sku not in the catalogue"),
+    ("O1,S1,", "O1,S404,", "session_key", "order of a session"),
+]
+
+
+@pytest.fixture(scope="module")
+def malformed_orders_run(tmp_path_factory) -> str:
+    root = tmp_path_factory.mktemp("malformed_orders")
+    landing, url = root / "landing", sqlite_url(root / "w.db")
+    write_catalog(landing, D1)
+    paid = (f"{D1} 20:10:00", f"{D1} 20:11:00", "paid")
+    broken = [order(f"B{n}", "S1", *paid) for n in range(len(MALFORMED_ORDERS))]
+    base_day(landing, orders=[*broken, order("O1", "S1", *paid), order("O2", "S1", *paid)])
+    path = landing / "douyin" / D1 / "orders.csv"
+    lines = path.read_text(encoding="utf-8-sig").split("\n")
+    for n, (old, new, _, _) in enumerate(MALFORMED_ORDERS):
+        line = lines[n + 1]  # after the header
+        old, new = old.replace("O1,", f"B{n},"), new.replace("O1,", f"B{n},")
+        assert line.startswith(f"B{n},") and old in line, line
+        lines[n + 1] = line.replace(old, new, 1)
+    path.write_text("\n".join(lines), encoding="utf-8-sig")
     assert run(landing, url, D1).success
-    quarantine = q(url, "SELECT * FROM ops_quarantine")
-    assert len(quarantine) == 1
-    row = quarantine.iloc[0]
-    assert (row["source_file"], row["source_line"], row["table_name"]) == (
-        "douyin/2026-11-01/orders.csv",
-        2,
-        "orders",
-    )
+    return url
+
+
+def test_malformed_order_lines_are_quarantined_and_the_good_ones_kept(malformed_orders_run):
+    quarantine = q(malformed_orders_run, "SELECT * FROM ops_quarantine")
+    assert sorted(quarantine["source_line"]) == list(range(2, len(MALFORMED_ORDERS) + 2))
+    assert set(quarantine["source_file"]) == {"douyin/2026-11-01/orders.csv"}
+    assert set(quarantine["table_name"]) == {"orders"}
+    clean = q(malformed_orders_run, "SELECT order_id FROM clean_orders ORDER BY order_id")
+    assert clean["order_id"].tolist() == ["O1", "O2"]
+
+
+@pytest.mark.parametrize(("line", "case"), enumerate(MALFORMED_ORDERS, start=2))
+def test_a_malformed_order_line_is_quarantined_with_field_and_reason(
+    malformed_orders_run, line, case
+):
+    _, _, field, reason = case
+    row = q(malformed_orders_run, f"SELECT * FROM ops_quarantine WHERE source_line = {line}")
+    assert len(row) == 1
+    row = row.iloc[0]
     assert row["reason"].startswith(reason) and (field is None or row["field"] == field)
     assert "13800138000" not in row["raw"] and "文三路" not in row["raw"]  # masked
-    assert q(url, "SELECT order_id FROM clean_orders")["order_id"].tolist() == ["O2"]
 
 
 def test_negative_price_and_unknown_sku_in_lineup(landing, url):
@@ -354,51 +377,74 @@ def test_duplicate_and_late_events_land_once(landing, url):
     ]
 
 
-@pytest.mark.parametrize(
-    ("bad", "kind", "reason"),
-    [
-        (event("x", "S1", "v1", "enter", f"{D1} 19:40:00"), "rule", "out of its session's window"),
-        (event("x", "S1", "v1", "enter", f"{D1} 22:11:00"), "rule", "out of its session's window"),
-        (event("x", "S1", "v1", "gift_sent", f"{D1} 20:30:00"), "value", "unknown event type"),
-        (event("x", "S1", None, "like", f"{D1} 20:30:00"), "value", "no viewer_id"),
-        (
-            event("x", "S404", "v1", "like", f"{D1} 20:30:00"),
-            "reference",
-            "event of a session unknown",
-        ),
-        (
-            event("x", "S1", "v1", "product_click", f"{D1} 20:30:00"),
-            "value",
-            "product event without sku",
-        ),
-        ('{"event_id": "x", "ts": "2026-11-01T20:3', "format", "malformed JSON line"),
-        # Without an offset, never read as UTC: 12:30 would pass as 20:30 local, 20:30 would be
-        # called out of window (landing-zone.md, "Damage that real exports carry").
-        (
-            {**event("x", "S1", "v1", "like", f"{D1} 20:30:00"), "ts": f"{D1}T12:30:00.000"},
-            "value",
-            "ts without offset",
-        ),
-        (
-            {**event("x", "S1", "v1", "like", f"{D1} 20:30:00"), "ts": f"{D1}T20:30:00.000"},
-            "value",
-            "ts without offset",
-        ),
-        (
-            {**event("x", "S1", "v1", "like", f"{D1} 20:30:00"), "ts": f"{D1}T20:3x:00.000+08:00"},
-            "value",
-            "ts unparseable",
-        ),
-    ],
-)
-def test_bad_events_are_quarantined(landing, url, bad, kind, reason):
-    good = event("ok", "S1", "v1", "enter", f"{D1} 19:51:00")  # 9 minutes early: inside
-    events_day(landing, [good, bad])
+# Each kind of bad event on a line of its own, all in one file after a good line: one run
+# quarantines each with its own kind and reason, and lets the good line through.
+BAD_EVENTS = [
+    (event("x1", "S1", "v1", "enter", f"{D1} 19:40:00"), "rule", "out of its session's window"),
+    (event("x2", "S1", "v1", "enter", f"{D1} 22:11:00"), "rule", "out of its session's window"),
+    (event("x3", "S1", "v1", "gift_sent", f"{D1} 20:30:00"), "value", "unknown event type"),
+    (event("x4", "S1", None, "like", f"{D1} 20:30:00"), "value", "no viewer_id"),
+    (
+        event("x5", "S404", "v1", "like", f"{D1} 20:30:00"),
+        "reference",
+        "event of a session unknown",
+    ),
+    (
+        event("x6", "S1", "v1", "product_click", f"{D1} 20:30:00"),
+        "value",
+        "product event without sku",
+    ),
+    ('{"event_id": "x0", "ts": "2026-11-01T20:3', "format", "malformed JSON line"),
+    # Without an offset, never read as UTC: 12:30 would pass as 20:30 local, 20:30 would be
+    # called out of window (landing-zone.md, "Damage that real exports carry").
+    (
+        {**event("x7", "S1", "v1", "like", f"{D1} 20:30:00"), "ts": f"{D1}T12:30:00.000"},
+        "value",
+        "ts without offset",
+    ),
+    (
+        {**event("x8", "S1", "v1", "like", f"{D1} 20:30:00"), "ts": f"{D1}T20:30:00.000"},
+        "value",
+        "ts without offset",
+    ),
+    (
+        {**event("x9", "S1", "v1", "like", f"{D1} 20:30:00"), "ts": f"{D1}T20:3x:00.000+08:00"},
+        "value",
+        "ts unparseable",
+    ),
+]
+GOOD_EVENT = event("ok", "S1", "v1", "enter", f"{D1} 19:51:00")  # 9 minutes early: inside
+
+
+@pytest.fixture(scope="module")
+def bad_events_run(tmp_path_factory) -> str:
+    root = tmp_path_factory.mktemp("bad_events")
+    landing, url = root / "landing", sqlite_url(root / "w.db")
+    write_catalog(landing, D1)
+    events_day(landing, [GOOD_EVENT, *(bad for bad, _, _ in BAD_EVENTS)])
     assert run(landing, url, D1).success
-    quarantine = q(url, "SELECT * FROM ops_quarantine WHERE table_name = 'events'")
-    assert quarantine[["source_line", "kind"]].values.tolist() == [[2, kind]]
-    assert quarantine["reason"].iloc[0].startswith(reason)
-    assert lake_events(url)["event_id"].tolist() == ["ok"]
+    return url
+
+
+def test_bad_events_are_quarantined_and_the_good_one_lands(bad_events_run):
+    quarantine = q(
+        bad_events_run, "SELECT source_line FROM ops_quarantine WHERE table_name = 'events'"
+    )
+    # One row each, none a duplicate of another (each has an event_id of its own).
+    assert sorted(quarantine["source_line"]) == list(range(2, len(BAD_EVENTS) + 2))
+    assert lake_events(bad_events_run)["event_id"].tolist() == ["ok"]
+
+
+@pytest.mark.parametrize(("line", "case"), enumerate(BAD_EVENTS, start=2))
+def test_a_bad_event_is_quarantined_with_its_kind_and_reason(bad_events_run, line, case):
+    _, kind, reason = case
+    row = q(
+        bad_events_run,
+        "SELECT kind, reason FROM ops_quarantine "
+        f"WHERE table_name = 'events' AND source_line = {line}",
+    )
+    assert row["kind"].tolist() == [kind]
+    assert row["reason"].iloc[0].startswith(reason)
 
 
 def test_an_event_time_in_utc_with_z_is_read_as_such(landing, url):
