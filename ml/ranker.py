@@ -38,9 +38,11 @@ K = 5
 LABELS = {"none": 0, "click": 1, "cart": 2, "paid": 3}
 CANDIDATE_COLUMNS = ["room_id", "viewer_key", "sku", "as_of", "price_fen", "coupon_fen"]
 FEATURES = [
-    # the viewer in the room, over the fan window (`ml.fans.FAN_DAYS`) to the as-of day
+    # the viewer in the room, over the fan window (`ml.fans.FAN_DAYS`) to the as-of day; since
+    # the window bounds the history v_orders is v_orders_365d, both kept so that the rankers
+    # in service (trained with both) still score
     "v_sessions", "v_watch_per_session", "v_clicks", "v_carts", "v_orders", "v_log_spend",
-    "v_mean_log_price", "v_sessions_28d", "v_last_seen_days", "v_segment",
+    "v_mean_log_price", "v_sessions_28d", "v_orders_365d", "v_last_seen_days", "v_segment",
     # the viewer and this product's category, and this very SKU
     "c_clicks", "c_carts", "c_orders", "c_click_share", "c_order_share",
     "s_clicks", "s_carts", "s_orders",
@@ -188,6 +190,7 @@ def rank_features(
             "v_log_spend": np.log1p(rows["spend_365d_fen"] / 100),
             "v_mean_log_price": mean_log_price,
             "v_sessions_28d": rows["sessions_28d"],
+            "v_orders_365d": rows["orders_365d"],
             "v_last_seen_days": rows["last_seen_days"],
             "v_segment": rows["segment"].map({s: i for i, s in enumerate(SEGMENTS)}),
             "c_clicks": cat["clicks"].to_numpy(),
@@ -408,7 +411,14 @@ def rank_for_fans(
 ) -> pd.DataFrame:
     """Each fan's ranking of each plan's lineup. `lineups`: plan_id, room_id, sku, price_fen,
     coupon_fen; `fans`: room_id, viewer_key. Returns plan_id, viewer_key, sku, rank (1 … n, no
-    ties: equal scores are broken by SKU) and score."""
+    ties: equal scores are broken by SKU) and score. Raises ValueError when `booster` was
+    trained on other features than `FEATURES` (a ranker of an older release: retrain it)."""
+    if booster.feature_name() != FEATURES:
+        differ = sorted(set(booster.feature_name()) ^ set(FEATURES))
+        raise ValueError(
+            f"the ranker was trained on other features than this release computes ({differ}):"
+            " train and promote a new one"
+        )
     rows = fans[["room_id", "viewer_key"]].merge(lineups, on="room_id")
     if rows.empty:
         return pd.DataFrame(columns=["plan_id", "viewer_key", "sku", "rank", "score"])

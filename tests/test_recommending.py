@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from types import SimpleNamespace
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
@@ -220,6 +221,19 @@ def test_scoring_a_sixteenth_at_a_time_gives_the_same_ranks(rec_run, inputs):
     pd.testing.assert_frame_equal(
         pieces.reset_index(drop=True), whole.reset_index(drop=True), check_exact=False
     )
+
+
+def test_a_ranker_of_other_features_is_refused_by_name(rec_run, inputs):
+    features, labels = _small_training(inputs)
+    columns = [c for c in ranker.FEATURES if c != "v_orders_365d"]
+    sizes = features["query"].value_counts(sort=False).reindex(features["query"].unique())
+    data = lgb.Dataset(features[columns], label=labels, group=sizes.to_numpy())
+    older = lgb.train(ranker.PARAMS, data, num_boost_round=5)
+    lineups = planned_lineups(make_engine(rec_run.url), DAY, ranker.PICKS_HORIZON_DAYS)
+    history = history_of(inputs)
+    fans = fans_as_of(history, DAY, PICK_DAYS)
+    with pytest.raises(ValueError, match=r"other features .*'v_orders_365d'"):
+        ranker.rank_for_fans(history, lineups, fans, DAY, inputs["products"], older)
 
 
 def _small_training(inputs: dict) -> tuple[pd.DataFrame, np.ndarray]:
