@@ -72,6 +72,10 @@ PARAMS = {
 NUM_ROUNDS = 300
 TRAIN_DAYS = 365  # the model learns from the sessions of the last year before the evaluation
 EVAL_DAYS = 21  # and is evaluated on the three weeks after those
+# At most this many buyer queries to learn from, the most recent: a year of a big brand, or
+# one Double 11, would otherwise make tens of millions of rows (each query is a whole lineup),
+# and the training's memory and time with them.
+MAX_TRAIN_QUERIES = 100_000
 # The picks horizon (serving-tables.md, "product_recommendations"): a run for date D ranks the
 # plans of that night's export planned for D+1 … D+h; the CRM pushes picks the evening before.
 PICKS_HORIZON_DAYS = 1
@@ -258,6 +262,20 @@ def training_start(last: dt.date, eval_days: int = EVAL_DAYS) -> dt.date:
     return history_start(first_session - dt.timedelta(days=1))
 
 
+def latest_queries(examples: pd.DataFrame, queries: int) -> pd.DataFrame:
+    """The rows of the `queries` most recent queries (session, viewer) of `examples`, by
+    session day, then session and viewer: a bounded training set, in the same row order."""
+    keys = ["session_day", "session_key", "viewer_key"]
+    heads = examples[keys].drop_duplicates()
+    if len(heads) <= queries:
+        return examples
+    kept = heads.sort_values(keys).tail(queries)[["session_key", "viewer_key"]]
+    chosen = pd.MultiIndex.from_frame(examples[["session_key", "viewer_key"]]).isin(
+        pd.MultiIndex.from_frame(kept)
+    )
+    return examples[chosen]
+
+
 def popularity_score(features: pd.DataFrame) -> np.ndarray:
     """Baseline: the product's paid conversion in the room over the last weeks (then clicks)."""
     return (features["r_order_rate"] + 1e-3 * features["r_click_rate"]).to_numpy()
@@ -318,6 +336,7 @@ def train_and_evaluate(
     where `oracle` has them: session_key, viewer_key, sku, p_click, p_cart, p_buy), then the
     model for service, trained on every buyer query up to `last`. None without enough data."""
     train, test = temporal_split(examples, last, eval_days)
+    train = latest_queries(train, MAX_TRAIN_QUERIES)
     if train.empty or test.empty:
         return None
     log(f"ranker: {len(train):,} training rows, {len(test):,} evaluation rows")

@@ -91,3 +91,22 @@ def test_ranking_bench_scores_every_fan_for_the_whole_lineup() -> None:
     result = score_fans(fans=400, products=5)
     assert result["fans"] == 400
     assert result["rows"] == result["fans"] * 5
+
+
+def test_the_ranker_learns_from_the_most_recent_queries_at_most():
+    from ml.ranker import latest_queries
+
+    day = pd.Timestamp
+    # Three queries (session, viewer), each a lineup of two products.
+    examples = pd.DataFrame(
+        {
+            "session_day": [day("2026-11-02")] * 2 + [day("2026-11-01")] * 2
+            + [day("2026-11-03")] * 2,
+            "session_key": ["s2", "s2", "s1", "s1", "s3", "s3"],
+            "viewer_key": ["a", "a", "b", "b", "a", "a"],
+            "sku": ["p", "q"] * 3,
+        }
+    )  # fmt: skip
+    kept = latest_queries(examples, 2)
+    assert kept["session_key"].tolist() == ["s2", "s2", "s3", "s3"]  # s1 is the oldest
+    assert latest_queries(examples, 3) is examples

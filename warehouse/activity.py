@@ -179,18 +179,11 @@ def viewer_products(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 VIEWER_COLUMNS = [c.name for c in clean_viewers.columns if c.name not in STAMPS]
 
 
-def viewer_profiles(
-    activity: pd.DataFrame, orders: pd.DataFrame, bots: pd.DataFrame
-) -> pd.DataFrame:
-    """One row per viewer from their sessions (`activity`: session_key, viewer_key, platform,
-    room_id, first_seen, last_seen), their order lines (latest state: viewer_key, platform,
-    paid_at, paid_fen, province, city, created_at) and their bot days."""
-    seen = activity.groupby(["viewer_key", "platform"]).agg(
-        first_seen=("first_seen", "min"),
-        last_seen=("last_seen", "max"),
-        sessions=("session_key", "nunique"),
-        rooms=("room_id", "nunique"),
-    )
+def viewer_profiles(seen: pd.DataFrame, orders: pd.DataFrame, bots: pd.DataFrame) -> pd.DataFrame:
+    """One row per viewer from what their sessions add up to (`seen`: viewer_key, platform,
+    first_seen, last_seen, sessions, rooms), their order lines (latest state: viewer_key,
+    platform, paid_at, paid_fen, province, city, created_at) and their bot days."""
+    seen = seen.set_index(["viewer_key", "platform"])
     paid = orders[orders["paid_at"].notna()]
     bought = paid.groupby(["viewer_key", "platform"]).agg(
         paid_lines=("paid_fen", "size"), spend_fen=("paid_fen", "sum")
@@ -251,15 +244,18 @@ def viewer_profiles_of(engine: Engine, first: dt.date, last: dt.date) -> pd.Data
     order lines as exported by `last` and their bot days; `as_of_date` is the last date of the
     window that touched each (a backfill writes what nightly runs would)."""
     window = {"first": first.isoformat(), "last": last.isoformat()}
-    activity = read_frame(
+    # Their sessions, added up in the database (a viewer's whole activity never leaves it). A
+    # session's room never changes between its exports: any export of it will do.
+    seen = read_frame(
         engine,
-        "SELECT session_key, viewer_key, platform, first_seen, last_seen "
-        f"FROM clean_viewer_sessions WHERE viewer_key IN ({_TOUCHED_VIEWERS})",
+        "SELECT v.viewer_key, v.platform, MIN(v.first_seen) AS first_seen, "
+        "MAX(v.last_seen) AS last_seen, COUNT(DISTINCT v.session_key) AS sessions, "
+        "COUNT(DISTINCT r.room_id) AS rooms FROM clean_viewer_sessions v LEFT JOIN ("
+        "SELECT session_key, MIN(room_id) AS room_id FROM clean_sessions GROUP BY session_key"
+        f") r ON r.session_key = v.session_key WHERE v.viewer_key IN ({_TOUCHED_VIEWERS}) "
+        "GROUP BY v.viewer_key, v.platform",
         window,
     )
-    # A session's room never changes between its exports: any export of it will do.
-    rooms = read_frame(engine, "SELECT DISTINCT session_key, room_id FROM clean_sessions")
-    activity = activity.merge(rooms.drop_duplicates("session_key"), on="session_key", how="left")
     # Each order line's latest state as exported by the window's last date.
     orders = latest_export(
         read_frame(
@@ -289,5 +285,5 @@ def viewer_profiles_of(engine: Engine, first: dt.date, last: dt.date) -> pd.Data
         .groupby("viewer_key")["day"]
         .max()
     )
-    profiles = viewer_profiles(activity, orders, bots)
+    profiles = viewer_profiles(seen, orders, bots)
     return profiles.assign(as_of_date=profiles["viewer_key"].map(touched_on))
