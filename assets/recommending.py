@@ -24,6 +24,7 @@ from contract.localtime import local_midnight_utc
 from ml import ranker, registry
 from ml.fans import PICK_DAYS, fans_as_of, history_of, history_start
 from warehouse import model_registry
+from warehouse.exported import first_session_day
 from warehouse.fan_inputs import (
     ALL_FANS,
     BUCKETS,
@@ -151,6 +152,14 @@ def ranker_challenger(
     day = units.ready_days()[-1]
     engine = warehouse.get_engine()
     started = time.perf_counter()
+    first = first_session_day(engine, day)
+    if first is None or first >= ranker.evaluation_start(day, models.ranker_eval_days):
+        # Millions of rows would be read to find the training side of the split empty.
+        context.log.warning(
+            f"history from {first} by {day}: shorter than the {models.ranker_eval_days} "
+            "evaluation days and a day to train on; no ranker trained"
+        )
+        return dg.MaterializeResult(metadata={"trained": False, "history_from": str(first)})
     inputs = read_fan_inputs(engine, day, ranker.training_start(day, models.ranker_eval_days))
     history = history_of(inputs)
     examples = ranker.labelled_examples(

@@ -66,13 +66,26 @@ def sessions_as_of(
     return out.sort_values(["start_local", "session_key"]).reset_index(drop=True)
 
 
+# The session history a GMV feature looks back over, in days before its forecast date: long
+# enough for a room's last 20 sessions and a year of weekday and hour lifts, and the bound
+# that keeps a night's cost flat in the length of the history.
+HISTORY_DAYS = 365
+
+
+def history_start(first_day: dt.date) -> dt.date:
+    """The first local date whose sessions the features of `first_day` or later can use."""
+    return first_day - dt.timedelta(days=HISTORY_DAYS - 1)
+
+
 def _mean_last(frame: pd.DataFrame, by: list[str], column: str, n: int) -> pd.Series:
     return frame.groupby(by, observed=True).tail(n).groupby(by, observed=True)[column].mean()
 
 
 def history_features(history: pd.DataFrame, as_of: dt.date) -> dict[str, pd.DataFrame]:
     """Per room, per (room, weekday, hour) and per host: statistics of the sessions known on
-    `as_of` (history from `sessions_as_of(..., as_of)`), indexed for joining onto plans."""
+    `as_of` (history from `sessions_as_of(..., as_of)`) that started in the `HISTORY_DAYS`
+    ending it, indexed for joining onto plans."""
+    history = history[history["start_local"] >= pd.Timestamp(history_start(as_of))]
     h = history.assign(
         weekday=history["start_local"].dt.weekday,
         hour=history["start_local"].dt.hour,

@@ -262,6 +262,12 @@ def training_start(last: dt.date, eval_days: int = EVAL_DAYS) -> dt.date:
     return history_start(first_session - dt.timedelta(days=1))
 
 
+def evaluation_start(last: dt.date, eval_days: int = EVAL_DAYS) -> dt.date:
+    """The first local date of the sessions `temporal_split` evaluates on; a history that
+    starts on it or later leaves nothing to train on."""
+    return last - dt.timedelta(days=eval_days - 1)
+
+
 def latest_queries(examples: pd.DataFrame, queries: int) -> pd.DataFrame:
     """The rows of the `queries` most recent queries (session, viewer) of `examples`, by
     session day, then session and viewer: a bounded training set, in the same row order."""

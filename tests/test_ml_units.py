@@ -110,3 +110,30 @@ def test_the_ranker_learns_from_the_most_recent_queries_at_most():
     kept = latest_queries(examples, 2)
     assert kept["session_key"].tolist() == ["s2", "s2", "s3", "s3"]  # s1 is the oldest
     assert latest_queries(examples, 3) is examples
+
+
+def test_the_gmv_history_features_look_back_a_year_and_no_further():
+    from ml.history import history_features
+
+    as_of = dt.date(2026, 11, 10)
+
+    def sessions(*starts: str) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "session_key": [f"jd:{i}" for i in range(len(starts))],
+                "platform": "jd", "room_id": "r", "host_id": "h",
+                "start_local": pd.to_datetime(list(starts)), "viewers": 100.0,
+                "gmv": [1000.0 * (i + 1) for i in range(len(starts))], "paid_lines": 3,
+            }
+        )  # fmt: skip
+
+    recent = ["2026-11-01 20:00", "2026-11-08 20:00"]
+    # 23:59 local the day before the first of the 365 days ending `as_of`: outside.
+    outside = sessions("2025-11-10 23:59", *recent)
+    older = history_features(outside, as_of)
+    without = history_features(outside.iloc[1:].reset_index(drop=True), as_of)
+    for name, frame in without.items():
+        pd.testing.assert_frame_equal(older[name], frame, check_exact=False, obj=name)
+    # 00:00 local on that first day: inside, so the room's figures move.
+    edge = history_features(sessions("2025-11-11 00:00", *recent), as_of)
+    assert edge["rooms"]["room_mean20_gmv"].iloc[0] != without["rooms"]["room_mean20_gmv"].iloc[0]

@@ -12,13 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from assets.recommending import MODEL
+from assets.recommending import MODEL, RANKER_KEY
 from contract.localtime import local_day
 from ml import ranker
 from ml.fans import PICK_DAYS, fans_as_of, history_of, segment
 from ml.metrics import ranking_metrics
 from scripts.demo import scoring_figures
-from tests.conftest import STORY_LAST, STORY_MIDDLE, STORY_TRAINED
+from tests.conftest import STORY_LAST, STORY_MIDDLE, STORY_TRAINED, run_assets, sqlite_url
+from tests.test_pipeline import copy_sqlite
 from warehouse import model_registry
 from warehouse.fan_inputs import BUCKETS, planned_lineups, read_fan_inputs
 from warehouse.store import make_engine, read_frame
@@ -234,6 +235,18 @@ def test_a_ranker_of_other_features_is_refused_by_name(rec_run, inputs):
     fans = fans_as_of(history, DAY, PICK_DAYS)
     with pytest.raises(ValueError, match=r"other features .*'v_orders_365d'"):
         ranker.rank_for_fans(history, lineups, fans, DAY, inputs["products"], older)
+
+
+def test_a_history_shorter_than_the_evaluation_trains_no_ranker(rec_run, tmp_path):
+    # The story starts on 2026-10-25: by 10-27 there are three days, all of them inside the
+    # seven evaluation days the tests' model store asks for.
+    url = sqlite_url(tmp_path / "w.db")
+    copy_sqlite(rec_run.url, url)
+    result = run_assets(rec_run.landing, url, "2026-10-27", selection=[RANKER_KEY])
+    assert result.success
+    (written,) = result.asset_materializations_for_node("ml__ranker_challenger")
+    assert written.metadata["trained"].value is False
+    assert written.metadata["history_from"].value == "2026-10-25"
 
 
 def _small_training(inputs: dict) -> tuple[pd.DataFrame, np.ndarray]:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import pandas as pd
 from sqlalchemy import Engine
 
-from contract.localtime import local_midnight_start_utc
+from contract.localtime import local_day, local_midnight_start_utc
 from ml.history import dated
 from warehouse.store import hex_prefix, read_frame
 
@@ -51,15 +51,31 @@ def _exported_by(
     return rows
 
 
-def sessions_exported_by(engine: Engine, last: dt.date) -> pd.DataFrame:
+def sessions_exported_by(
+    engine: Engine, last: dt.date, since: dt.date | None = None
+) -> pd.DataFrame:
     """Every export of every session dated `last` (a local date) or before: session_key,
     export_date, source_line, platform, room_id, host_id, start_time (UTC), viewers, is_test;
-    one row per session and export (the latest per key: `contract.exports.latest_export`)."""
+    one row per session and export (the latest per key: `contract.exports.latest_export`).
+    `since`: only the sessions that started on or after that local date (`started_since`)."""
     columns = [
         "session_key", "export_date", "source_line", "platform", "room_id", "host_id",
         "start_time", "viewers", "is_test",
     ]  # fmt: skip
-    return _exported_by(engine, "clean_sessions", columns, last)
+    started, params = started_since(since)
+    return _exported_by(engine, "clean_sessions", columns, last, f" AND {started}", params)
+
+
+def first_session_day(engine: Engine, last: dt.date) -> dt.date | None:
+    """The local date the earliest real (not test) session exported by `last` started on, or
+    None before any: whether a history is long enough to learn from, without reading it."""
+    first = read_frame(
+        engine,
+        "SELECT MIN(start_time) AS start_time FROM clean_sessions "
+        "WHERE export_date <= :last AND NOT is_test",
+        {"last": last.isoformat()},
+    )["start_time"]
+    return None if first.isna().all() else local_day(pd.to_datetime(first)).iloc[0].date()
 
 
 def paid_lines_exported_by(

@@ -15,15 +15,19 @@ from warehouse.store import read_dates
 
 
 def history_inputs(
-    engine: Engine, last: dt.date, cuts: dict[str, dt.date] | None = None
+    engine: Engine,
+    last: dt.date,
+    cuts: dict[str, dt.date] | None = None,
+    since: dt.date | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every export of the sessions (`sessions_exported_by`), and the paid order lines as
     increments (`ml.history.paid_increments`: session_key, known_date, gmv_fen in fen), as
     exported by `last` (a local date); with `cuts`, a platform's exports only before its cut
     date (a platform held back from that date: the others' features pool hosts and hours
-    across platforms, and see its history as it was known, whole, up to the day before)."""
-    sessions = sessions_exported_by(engine, last)
-    orders = paid_lines_exported_by(engine, last)
+    across platforms, and see its history as it was known, whole, up to the day before);
+    with `since`, only those of the sessions that started on or after that local date."""
+    sessions = sessions_exported_by(engine, last, since)
+    orders = paid_lines_exported_by(engine, last, since=since)
     for platform, cut in (cuts or {}).items():
         sessions = sessions[
             (sessions["platform"] != platform) | (sessions["export_date"] < pd.Timestamp(cut))

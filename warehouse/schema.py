@@ -213,7 +213,8 @@ clean_viewer_products = Table(
     Column("sku", String(64), nullable=False),
     Column("clicks", Integer, nullable=False),
     Column("carts", Integer, nullable=False),
-    Column("as_of_date", Date, nullable=False),
+    # Indexed: the night's checks read the rows restated that date, not the whole history.
+    Column("as_of_date", Date, nullable=False, index=True),
     Column("run_id", String(64), nullable=False),
     PrimaryKeyConstraint("session_key", "viewer_key", "sku"),
 )
@@ -247,7 +248,7 @@ clean_viewers = Table(
     Column("province", Text),
     Column("city", Text),
     Column("bot_days", Integer, nullable=False),
-    Column("as_of_date", Date, nullable=False),
+    Column("as_of_date", Date, nullable=False, index=True),  # as clean_viewer_products'
     Column("run_id", String(64), nullable=False),
 )
 
