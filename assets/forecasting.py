@@ -21,7 +21,7 @@ from assets.resources import Lake, ModelStore, Warehouse
 from contract.localtime import local_midnight_utc
 from ml import gmv, registry
 from ml.features import FEATURES, ID_COLUMNS, MAX_HORIZON, build_features
-from ml.history import history_start, sessions_as_of
+from ml.history import feature_history_start, sessions_as_of
 from ml.plots import forecasts_png
 from warehouse import model_registry
 from warehouse.exported import products_exported_by
@@ -87,7 +87,7 @@ def gmv_features(
         held = [d for d in days if not units.is_ready(platform, d)]
         if held and (platform not in cuts or held[0] < cuts[platform]):
             cuts[platform] = held[0]
-    sessions, increments = history_inputs(engine, last, cuts, history_start(days[0]))
+    sessions, increments = history_inputs(engine, last, cuts, feature_history_start(days[0]))
     plans = plans_between(engine, days[0], last)
     lineups = plan_lineups_between(engine, days[0], last)
     products = products_exported_by(engine, last)

@@ -72,7 +72,7 @@ def sessions_as_of(
 HISTORY_DAYS = 365
 
 
-def history_start(first_day: dt.date) -> dt.date:
+def feature_history_start(first_day: dt.date) -> dt.date:
     """The first local date whose sessions the features of `first_day` or later can use."""
     return first_day - dt.timedelta(days=HISTORY_DAYS - 1)
 
@@ -85,7 +85,7 @@ def history_features(history: pd.DataFrame, as_of: dt.date) -> dict[str, pd.Data
     """Per room, per (room, weekday, hour) and per host: statistics of the sessions known on
     `as_of` (history from `sessions_as_of(..., as_of)`) that started in the `HISTORY_DAYS`
     ending it, indexed for joining onto plans."""
-    history = history[history["start_local"] >= pd.Timestamp(history_start(as_of))]
+    history = history[history["start_local"] >= pd.Timestamp(feature_history_start(as_of))]
     h = history.assign(
         weekday=history["start_local"].dt.weekday,
         hour=history["start_local"].dt.hour,

@@ -23,6 +23,7 @@ import pandas as pd
 from contract.localtime import local_day
 from ml.fans import (
     ACTION_SUMS,
+    FAN_DAYS,
     POPULARITY_DAYS,
     ROOM_SKU_SUMS,
     SEGMENTS,
@@ -72,9 +73,9 @@ PARAMS = {
 NUM_ROUNDS = 300
 TRAIN_DAYS = 365  # the model learns from the sessions of the last year before the evaluation
 EVAL_DAYS = 21  # and is evaluated on the three weeks after those
-# At most this many buyer queries to learn from, the most recent: a year of a big brand, or
-# one Double 11, would otherwise make tens of millions of rows (each query is a whole lineup),
-# and the training's memory and time with them.
+# At most this many buyer queries on the training side of the evaluation, the most recent: a
+# year of a big brand would otherwise make tens of millions of rows to fit (each query is a
+# whole lineup). The evaluation weeks are not capped, and the examples are built whole first.
 MAX_TRAIN_QUERIES = 100_000
 # The picks horizon (serving-tables.md, "product_recommendations"): a run for date D ranks the
 # plans of that night's export planned for D+1 … D+h; the CRM pushes picks the evening before.
@@ -173,8 +174,9 @@ def rank_features(
     viewers = rows[["room_id", "viewer_key", "as_of"]].drop_duplicates().reset_index(drop=True)
     profile = pd.concat([viewers, fan_profiles(history, viewers)], axis=1)
     rows = rows.merge(profile, on=["room_id", "viewer_key", "as_of"], how="left")
-    cat = sums_as_of(history.category, ["room_id", "viewer_key", "category"], ACTION_SUMS, rows)
-    sku = sums_as_of(history.sku, ["room_id", "viewer_key", "sku"], ACTION_SUMS, rows)
+    keys = ["room_id", "viewer_key"]
+    cat = sums_as_of(history.category, [*keys, "category"], ACTION_SUMS, rows, FAN_DAYS)
+    sku = sums_as_of(history.sku, [*keys, "sku"], ACTION_SUMS, rows, FAN_DAYS)
     room = sums_as_of(history.room_sku, ["room_id", "sku"], ROOM_SKU_SUMS, rows, POPULARITY_DAYS)
 
     price = rows["price_fen"].astype(float) / 100
@@ -320,7 +322,7 @@ def evaluate(
 
 @dataclass
 class Evaluation:
-    booster: lgb.Booster  # trained on every buyer query up to the last day
+    booster: lgb.Booster  # trained on the training queries and the evaluation weeks' ones
     metrics: dict[str, float]  # headline figures (plain numbers)
     table: pd.DataFrame  # every scorer, every subset
     train_rows: int
@@ -340,7 +342,9 @@ def train_and_evaluate(
 ) -> Evaluation | None:
     """Temporal evaluation of the ranker against the baselines (and the oracle's propensities
     where `oracle` has them: session_key, viewer_key, sku, p_click, p_cart, p_buy), then the
-    model for service, trained on every buyer query up to `last`. None without enough data."""
+    model for service, trained on the same training queries (the `MAX_TRAIN_QUERIES` most recent
+    of the TRAIN_DAYS) and every buyer query of the evaluation weeks. None without enough
+    data."""
     train, test = temporal_split(examples, last, eval_days)
     train = latest_queries(train, MAX_TRAIN_QUERIES)
     if train.empty or test.empty:

@@ -107,9 +107,10 @@ def test_the_rule_re_derived_by_the_check_agrees_on_the_window(engine):
     derived = serving_checks.fans_from_clean_layer(engine, AS_OF, prefix="a")
     assert sorted(derived["viewer_key"]) == ["a2", "a4"]
     assert serving_checks.fan_segment_problems(stored, derived).empty
-    # The check fails when the tiers read past the window's first day.
+    # The check fails when the tiers read from a day earlier: a3's line, paid late for the
+    # session before the window, would make a fan of a3.
     everything = read_fan_inputs(engine, AS_OF, SINCE - dt.timedelta(days=1), products=False)
-    too_wide = fans_as_of(history_of(everything), AS_OF, seen_within=FAN_DAYS + 1)
+    too_wide = fans_as_of(history_of(everything), AS_OF)
     too_wide = too_wide.assign(spend_365d=too_wide["spend_365d_fen"] / 100)
     problems = serving_checks.fan_segment_problems(too_wide, derived)
     assert "not a fan of the room by the rule" in set(problems["problem"])
