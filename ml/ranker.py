@@ -248,11 +248,11 @@ def temporal_split(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Sessions of the last `eval_days` up to `last` to evaluate on, the TRAIN_DAYS before
     them to train on."""
-    end = pd.Timestamp(last)
-    cut = end - pd.Timedelta(days=eval_days)
+    first_eval = pd.Timestamp(evaluation_start(last, eval_days))
+    first_train = first_eval - pd.Timedelta(days=TRAIN_DAYS)
     day = examples["session_day"]
-    train = examples[(day > cut - pd.Timedelta(days=TRAIN_DAYS)) & (day <= cut)]
-    test = examples[(day > cut) & (day <= end)]
+    train = examples[(day >= first_train) & (day < first_eval)]
+    test = examples[(day >= first_eval) & (day <= pd.Timestamp(last))]
     return train, test
 
 
@@ -260,7 +260,7 @@ def training_start(last: dt.date, eval_days: int = EVAL_DAYS) -> dt.date:
     """The first local date the fan history of a training as of `last` must hold: the fan
     window (`ml.fans.history_start`) before the as-of day of the first session `temporal_split`
     trains on. Training reads from there, a bounded window however long the history."""
-    first_session = last - dt.timedelta(days=eval_days + TRAIN_DAYS - 1)
+    first_session = evaluation_start(last, eval_days) - dt.timedelta(days=TRAIN_DAYS)
     return history_start(first_session - dt.timedelta(days=1))
 
 
