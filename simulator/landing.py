@@ -108,7 +108,9 @@ def write_platform_export(
             row_tag.append(("orphan_order", "session_id"))
         if d[4] < rates.malformed_row:
             if is_json:
-                if d[5] < 0.5:
+                # A key absent from every line of a file is a missing column, which fails the
+                # whole file by contract: a file of one line gets a truncated line instead.
+                if d[5] < 0.5 or n == 1:
                     row = json.dumps(dict(zip(header, row, strict=True)), ensure_ascii=False)[
                         :-12
                     ]  # truncated

@@ -10,9 +10,12 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from simulator import PRESETS, simulate
+from simulator.config import FaultRates
+from simulator.landing import FaultLog, write_platform_export
 from warehouse.ingest import clean_platform_exports
 from warehouse.parsing import read_platform_file
 
@@ -183,3 +186,32 @@ def test_personal_data_never_reaches_clean_rows(tiny_dirty):
     assert failures == {}
     assert {"phone", "address", "buyer_id"}.isdisjoint(batch.rows.columns)
     assert batch.rows["viewer_key"].str.fullmatch(r"[0-9a-f]{64}").all()
+
+
+def test_a_malformed_line_never_removes_a_key_from_a_whole_file(tmp_path):
+    """An absent jd key on some lines is a malformed line; absent from the whole file it is a
+    missing column, which fails the file (landing-zone.md). A one-line file whose line is
+    malformed therefore gets another kind of malformation, and only that line is quarantined."""
+    refund = pd.DataFrame(
+        {
+            "refund_id": ["5000000042"],
+            "order_id": ["200000001989"],
+            "amount": [532.0],
+            "refunded_at": [pd.Timestamp("2026-07-06 12:00")],
+            "reason": ["发错货"],
+        }
+    )
+    rates = dataclasses.replace(FaultRates(), malformed_row=1.0, duplicate_row=0.0)
+    day = dt.date(2026, 7, 6)
+    for seed in range(12):  # both halves of the malformation draw
+        faults = FaultLog()
+        root = tmp_path / str(seed)
+        write_platform_export(
+            root, "jd", "refunds", day, refund, rates, np.random.default_rng(seed), faults
+        )
+        assert faults.frame()["kind"].tolist() == ["malformed_row"]
+        parsed = read_platform_file(
+            root / "jd" / day.isoformat() / "refunds.jsonl", "jd", "refunds"
+        )
+        assert parsed.rows.empty
+        assert parsed.quarantine["line"].tolist() == [1]
