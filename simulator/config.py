@@ -161,8 +161,8 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     # Tests: 2 rooms per platform, three weeks around Double 11.
     "tiny": Preset("tiny", dt.date(2026, 10, 25), 21, 2, 500, 0.35, 40),
-    # make demo: 3 rooms per platform, 180 days crossing 618 and Double 11 (~3M events).
-    "demo": Preset("demo", dt.date(2026, 5, 25), 180, 3, 3000, 0.65, 120),
+    # make demo: 3 rooms per platform, 180 days crossing 618 and Double 11 (~2M events).
+    "demo": Preset("demo", dt.date(2026, 5, 25), 180, 3, 2000, 0.45, 120),
     # Benchmarks: one Double 11 day of a large operation (~10M events).
     "bench": Preset("bench", dt.date(2026, 11, 11), 1, 40, 20000, 9.8, 200, propensity_sample=20),
 }
