@@ -362,9 +362,10 @@ def train_and_evaluate(
     everything = pd.concat(
         [train_x, test_x.assign(query=test_x["query"] + train_x["query"].max() + 1)]
     )
-    # The evaluation's booster and the one for service are independent: trained side by side on
-    # a thread each (LightGBM releases the GIL), which beats two threads for one after the other.
-    with ThreadPoolExecutor(2) as pool:
+    # The evaluation's booster and the one for service are independent: trained side by side, one
+    # OpenMP thread each, the service one on a worker thread (LightGBM releases the GIL), which
+    # beats two threads for one after the other.
+    with ThreadPoolExecutor(max_workers=1) as pool:
         served = pool.submit(fit, everything, everything["label"].to_numpy(), num_rounds, 1)
         model = fit(train_x, train_x["label"].to_numpy(), num_rounds, 1)
         booster = served.result()
