@@ -49,7 +49,7 @@ STORY_FIRST, STORY_MIDDLE, STORY_TRAINED, STORY_LAST = (
 
 
 # The files that read the story: one xdist group, so it is computed once (`make test`).
-STORY_FILES = {"test_pipeline", "test_forecasting", "test_recommending"}
+STORY_FILES = {"test_dirty_world", "test_forecasting", "test_recommending"}
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -70,7 +70,7 @@ def tiny_story(tiny_dirty, tmp_path_factory, request) -> SimpleNamespace:
     STORY_MIDDLE), a backfill of the next seven with the promotion gate opened wide (the second
     models promoted on STORY_TRAINED), and the nightly run of the newest date (STORY_LAST)
     with a gate asking for 99 % better (its challengers rejected, the champions serve). Read
-    by the pipeline, forecasting and recommending tests (`STORY_FILES`, on one xdist worker);
+    by the dirty-world, forecasting and recommending tests (`STORY_FILES`, on one xdist worker);
     a test that writes takes a copy.
 
     Namespace: url (the warehouse, its lake and models beside it in one folder), landing,
@@ -168,8 +168,9 @@ def _pg_bin() -> Path | None:
 
 @pytest.fixture(scope="session")
 def postgres_url():
-    if os.environ.get("TEST_POSTGRES_URL"):
-        return os.environ["TEST_POSTGRES_URL"]
+    if os.environ.get("TEST_POSTGRES_URL"):  # a server of the caller's
+        yield os.environ["TEST_POSTGRES_URL"]
+        return
     bindir = _pg_bin()
     if bindir is None:
         pytest.skip(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import sqlite3
@@ -15,7 +14,6 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
-from sqlalchemy import inspect
 
 from tests.conftest import TINY, lake_for, run_assets, sqlite_url
 from warehouse.store import make_engine, read_frame
@@ -118,85 +116,6 @@ def test_ledger_adds_up_and_nothing_is_quarantined_without_faults(clean_run):
     assert ledger["quarantined_rows"].sum() == 0 and ledger["duplicate_rows"].sum() == 0
 
 
-@pytest.fixture(scope="module")
-def dirty_run(tiny_story) -> str:
-    """The tiny dirty world's whole story (conftest `tiny_story`): every date of it, every layer."""
-    return tiny_story.url
-
-
-# Bounded by non-alphanumerics, so that hex pseudonyms and ids do not count as phone numbers.
-PHONE = re.compile(r"(?<![0-9A-Za-z])1[3-9]\d{9}(?![0-9A-Za-z])")
-STREET = re.compile(r"(?:路|街|大道)\d+号")
-RAW_VIEWER_ID = re.compile(r"\bdy7\d{9}\b|\btb_[0-9a-f]{8}\b|\bjd_\d{6,}\b")
-
-
-def as_text(values: pd.Series) -> pd.Series:
-    """Values as a person would read them; a number with a fraction is no phone number, an
-    integral one (even stored as a float) might be."""
-    if pd.api.types.is_float_dtype(values):
-        values = values[values == values.round()].astype("int64")
-    return values.astype(str)
-
-
-def test_no_personal_data_anywhere_in_the_warehouse_or_the_lake(dirty_run, tiny_dirty):
-    engine = make_engine(dirty_run)
-    frames = {
-        t: read_frame(engine, f"SELECT * FROM {t}") for t in inspect(engine).get_table_names()
-    }
-    frames.update({str(p): pd.read_parquet(p) for p in lake_for(dirty_run).rglob("*.parquet")})
-    # The landing zone really holds such values, so the patterns are not vacuous.
-    orders = (tiny_dirty / "landing" / "douyin" / "2026-11-11" / "orders.csv").read_text(
-        "utf-8-sig"
-    )
-    assert PHONE.search(orders) and STREET.search(orders) and RAW_VIEWER_ID.search(orders)
-    scanned = 0
-    for name, frame in frames.items():
-        for column in frame.columns:
-            values = as_text(frame[column].dropna())
-            scanned += len(values)
-            for pattern in (PHONE, STREET, RAW_VIEWER_ID):
-                hits = values[values.str.contains(pattern)]
-                assert hits.empty, f"{name}.{column}: {pattern.pattern} in {hits.iloc[0]!r}"
-    assert len(frames) >= 15 and scanned > 1_000_000
-
-
-def test_dirty_exports_are_quarantined_and_accounted_for(dirty_run, tiny_dirty):
-    url = dirty_run
-    engine = make_engine(url)
-    ledger = read_frame(engine, "SELECT * FROM ops_ingest_ledger")
-    parts = ["clean_rows", "duplicate_rows", "conflict_rows", "quarantined_rows"]
-    assert (ledger["raw_rows"] == ledger[parts].sum(axis=1)).all()
-    quarantine = read_frame(engine, "SELECT * FROM ops_quarantine")
-    faults = pd.read_csv(tiny_dirty / "truth" / "faults.csv")
-    row_faults = faults[
-        faults["kind"].isin(["malformed_row", "bad_time", "bad_amount", "negative_value"])
-    ]
-    found = set(zip(quarantine["source_file"], quarantine["source_line"], strict=True))
-    assert set(zip(row_faults["file"], row_faults["line"].astype(int), strict=True)) <= found
-    assert quarantine["reason"].str.len().gt(0).all() and quarantine["source_line"].ge(1).all()
-    both = scorecard_vs_truth(url, tiny_dirty / "truth")
-    real = both[both["_merge"] == "both"]
-    off = real[(real["gmv"] - real["paid_gmv_landed"]).abs() > 0.005]
-    # Only sessions that lost an order line to quarantine, or to an injected unknown SKU or
-    # orphan rewrite, may differ from the truth; the rest match to the fen.
-    assert len(off) < 0.1 * len(real)
-    assert (off["gmv"] < off["paid_gmv_landed"]).all()
-
-
-def test_rerunning_a_partition_replaces_it(clean_run, tiny_clean, tmp_path):
-    url = sqlite_url(tmp_path / "rerun.db")
-    copy_sqlite(clean_run, url)
-    before = snapshot(url)
-    for _ in range(2):
-        assert run_assets(
-            tiny_clean / "landing", url, "2026-11-11", None, THROUGH_SCORECARD
-        ).success
-    after = snapshot(url)
-    for table in TABLES:
-        assert len(after[table]) == len(before[table]), table
-    assert_same(before, after)
-
-
 def test_a_folder_without_success_marker_fails_the_date(tiny_clean, tmp_path):
     landing = tmp_path / "landing"
     shutil.copytree(tiny_clean / "landing" / "jd" / "2026-11-01", landing / "jd" / "2026-11-01")
@@ -268,19 +187,21 @@ run_assets(pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[4], sys.argv[5])
 """
 
 
-def test_a_run_killed_mid_write_then_rerun_equals_one_clean_run(tiny_clean, tmp_path):
-    landing = tiny_clean / "landing"
-    first, last = TINY.dates[0].isoformat(), TINY.dates[2].isoformat()
+def test_a_run_killed_mid_write_leaves_the_rows_and_a_rerun_replaces_them(
+    clean_run, tiny_clean, tmp_path
+):
+    """A run killed inside its write transaction leaves the previous rows, whole; re-running
+    the partition then replaces its rows by the same ones, neither doubled nor lost."""
+    landing, day = tiny_clean / "landing", "2026-11-11"
     victim = sqlite_url(tmp_path / "victim.db")
-    assert run_assets(landing, victim, first, last, THROUGH_SCORECARD).success
-    one_clean_run = snapshot(victim)
-    orders_before = one_clean_run["clean_orders"]
+    copy_sqlite(clean_run, victim)
+    before = snapshot(victim)
     script = tmp_path / "killed_run.py"
     script.write_text(KILLED_RUN)
     flag = tmp_path / "writing"
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.Popen(
-        [sys.executable, str(script), str(landing), victim, str(flag), first, last],
+        [sys.executable, str(script), str(landing), victim, str(flag), day, day],
         cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -292,7 +213,9 @@ def test_a_run_killed_mid_write_then_rerun_equals_one_clean_run(tiny_clean, tmp_
         time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    # The killed transaction left the previous rows, whole.
-    pd.testing.assert_frame_equal(snapshot(victim)["clean_orders"], orders_before)
-    assert run_assets(landing, victim, first, last, THROUGH_SCORECARD).success
-    assert_same(one_clean_run, snapshot(victim))
+    pd.testing.assert_frame_equal(snapshot(victim)["clean_orders"], before["clean_orders"])
+    assert run_assets(landing, victim, day, None, THROUGH_SCORECARD).success
+    after = snapshot(victim)
+    for table in TABLES:
+        assert len(after[table]) == len(before[table]), table
+    assert_same(before, after)

@@ -118,8 +118,9 @@ def _column_values(series: pd.Series, column_type: object, sqlite: bool) -> list
 
 
 def _insert(conn: Connection, table: Table, df: pd.DataFrame) -> None:
-    """Insert through the driver's executemany: the Core per-row machinery costs more than the
-    database does for hundreds of thousands of rows."""
+    """Insert through the database's bulk path: COPY on PostgreSQL (psycopg's `Cursor.copy`),
+    the driver's executemany on SQLite; the Core per-row machinery costs more than the database
+    does for hundreds of thousands of rows. Both run inside `conn`'s transaction."""
     if not len(df):
         return
     required = [
@@ -132,10 +133,19 @@ def _insert(conn: Connection, table: Table, df: pd.DataFrame) -> None:
     names = [c.name for c in table.columns if c.name in df.columns]
     sqlite = conn.dialect.name == "sqlite"
     columns = [_column_values(df[n], table.c[n].type, sqlite) for n in names]
-    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     quoted = ", ".join(conn.dialect.identifier_preparer.quote(n) for n in names)
+    rows = zip(*columns, strict=True)
+    if conn.dialect.name == "postgresql":
+        with (
+            conn.connection.dbapi_connection.cursor() as cursor,
+            cursor.copy(f"COPY {table.name} ({quoted}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        return
+    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     sql = f"INSERT INTO {table.name} ({quoted}) VALUES ({', '.join([marker] * len(names))})"
-    conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
+    conn.exec_driver_sql(sql, list(rows))
 
 
 def _lock(conn: Connection, table: Table) -> None:
