@@ -60,7 +60,7 @@ PARAMS = {
     "objective": "lambdarank",
     "metric": "ndcg",
     "eval_at": [K],
-    "learning_rate": 0.05,
+    "learning_rate": 0.075,
     "num_leaves": 31,
     "min_data_in_leaf": 100,
     "feature_fraction": 0.9,
@@ -71,7 +71,7 @@ PARAMS = {
     "num_threads": 2,
     "verbosity": -1,
 }
-NUM_ROUNDS = 300
+NUM_ROUNDS = 200
 TRAIN_DAYS = 365  # the model learns from the sessions of the last year before the evaluation
 EVAL_DAYS = 21  # and is evaluated on the three weeks after those
 # At most this many buyer queries on the training side of the evaluation, the most recent: a
