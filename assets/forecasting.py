@@ -180,8 +180,10 @@ def gmv_challenger(
         min_train_days=models.min_train_days,
         num_rounds=models.num_rounds,
     )
+    # Windows fitted by an earlier run on the same rows are loaded, not trained again.
+    cache = gmv.FitCache(models.path / "backtest-fits" / MODEL)
     result = gmv.backtest(
-        features, matches, history_at, day, config, oracle_frame(models), log=context.log.info
+        features, matches, history_at, day, config, oracle_frame(models), context.log.info, cache
     )
     if result.empty:
         context.log.warning("no backtest window has both training and test forecasts yet")
@@ -208,13 +210,15 @@ def gmv_challenger(
     context.log.info(
         f"{card.version}: WMAPE {metrics['wmape']:.3f} "
         f"({metrics['ratio_to_naive']:.2f}× seasonal naive), coverage {metrics['coverage']:.2f} "
-        f"({model.interval}), {metrics['seconds']:.0f} s"
+        f"({model.interval}), {metrics['seconds']:.0f} s, {cache.hits} of "
+        f"{cache.hits + cache.misses} backtest windows fitted by an earlier run"
     )
     return dg.MaterializeResult(
         metadata={
             "trained": True,
             "version": card.version,
             "training_rows": len(train),
+            "backtest_windows_reused": cache.hits,
             "train_window": f"{card.train_first} … {card.train_last}",
             "interval_method": model.interval,
             **{f"backtest/{k}": round(v, 4) for k, v in metrics.items()},

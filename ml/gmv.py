@@ -12,8 +12,14 @@ log are those of the GMV, and the skew of GMV (promotion days, big rooms) stops 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
@@ -195,6 +201,70 @@ def fit(rows: pd.DataFrame, num_rounds: int = NUM_ROUNDS) -> GmvModel:
     return GmvModel(boosters=boosters, conformal=offsets, fallback=fallback)
 
 
+class FitCache:
+    """Backtest fits kept by what determines them: the training rows in their order, the
+    parameters, the rounds, the feature list and LightGBM's version. A fit of the same rows is
+    the same model bit for bit (`deterministic`), so a window already fitted by an earlier run
+    is loaded instead of trained again: the demo's second run shares six of its eight origins
+    with the first, and so does any retraining a multiple of `window_days` later.
+
+    One folder per fit under `root` (`booster_<member>_<q>.txt` as LightGBM saves them, with
+    doubles at full precision, and `state.json`), written atomically; at most `keep` folders,
+    the least recently used removed first. A folder that cannot be read is fitted again."""
+
+    def __init__(self, root: Path, keep: int = 32):
+        self.root, self.keep = Path(root), keep
+        self.hits = self.misses = 0
+
+    @staticmethod
+    def key(rows: pd.DataFrame, num_rounds: int) -> str:
+        columns = [*FEATURES, "actual", "forecast_date"]
+        hashed = pd.util.hash_pandas_object(rows[columns], index=False).to_numpy()
+        about = json.dumps(
+            {"params": PARAMS, "rounds": num_rounds, "members": MEMBERS, "quantiles": QUANTILES,
+             "calibration_days": CALIBRATION_DAYS, "features": FEATURES,
+             "lightgbm": lgb.__version__},
+            sort_keys=True, default=str,
+        )  # fmt: skip
+        return hashlib.sha256(hashed.tobytes() + about.encode()).hexdigest()[:32]
+
+    def fit(self, rows: pd.DataFrame, num_rounds: int) -> GmvModel:
+        """`fit(rows, num_rounds)`, from the cache when this very fit is in it."""
+        folder = self.root / self.key(rows, num_rounds)
+        try:
+            state = json.loads((folder / "state.json").read_text())
+            boosters = {
+                p.stem.removeprefix("booster_"): lgb.Booster(model_file=str(p))
+                for p in sorted(folder.glob("booster_*.txt"))
+            }
+            if len(boosters) != len(MEMBERS) * len(QUANTILES):
+                raise ValueError(f"{folder}: {len(boosters)} boosters")
+        except (OSError, ValueError, lgb.basic.LightGBMError):
+            model = fit(rows, num_rounds)
+            self._store(folder, model)
+            self.misses += 1
+            return model
+        os.utime(folder)
+        self.hits += 1
+        return from_state(boosters, state)
+
+    def _store(self, folder: Path, model: GmvModel) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".fit-", dir=self.root))
+        for name, booster in model.boosters.items():
+            booster.save_model(str(staging / f"booster_{name}.txt"))
+        (staging / "state.json").write_text(json.dumps(model_state(model)))
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(staging, folder)
+        kept = sorted(
+            (p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")),
+            key=lambda p: p.stat().st_mtime,
+            reverse=True,
+        )
+        for old in kept[self.keep :]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
 def backtest_origins(last: dt.date, first: dt.date, config: BacktestConfig) -> list[dt.date]:
     """Origins of the rolling windows, oldest first: window k tests forecasts made in
     (origin_k, origin_k + window_days]; the last window ends on `last`."""
@@ -212,6 +282,7 @@ def backtest(
     config: BacktestConfig,
     oracle: pd.DataFrame | None = None,
     log=print,
+    cache: FitCache | None = None,
 ) -> pd.DataFrame:
     """Rolling-origin backtest. `history_at(date)` gives the sessions as known on a date.
 
@@ -219,7 +290,8 @@ def backtest(
     exported in (T, T + window] whose session has happened by `evaluated_on`, with the very
     features the nightly run computed on each of those dates. Returns one row per forecast:
     window, ids, horizon, actual (as known on `evaluated_on`), the model's p10/p50/p90 by both
-    interval methods, the two baselines and (when given) the oracle's p10/p50/p90."""
+    interval methods, the two baselines and (when given) the oracle's p10/p50/p90. With a
+    `cache`, a window fitted before on the same rows is loaded, not trained again."""
     first = pd.to_datetime(features["forecast_date"]).dt.date.min()
     last = min(evaluated_on - dt.timedelta(days=1), features["forecast_date"].max())
     origins = backtest_origins(last, first, config)
@@ -234,7 +306,7 @@ def backtest(
         test = final[(forecast_date > origin) & (forecast_date <= end)]
         if train.empty or test.empty:
             continue
-        model = fit(train, config.num_rounds)
+        model = cache.fit(train, config.num_rounds) if cache else fit(train, config.num_rounds)
         quantile = model.predict(test, "quantile")
         conformal = model.predict(test, "conformal")
         pieces.append(

@@ -3,6 +3,7 @@ promotion gate, and the serving tables' contract. Never its accuracy (that is `m
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import shutil
@@ -195,6 +196,40 @@ def test_training_twice_gives_the_same_forecasts(forecast_run):
     one, two = gmv.fit(rows, 60), gmv.fit(rows, 60)
     pd.testing.assert_frame_equal(one.predict(features), two.predict(features))
     assert one.predict(features)["p50"].nunique() > 10  # a real model, not a constant
+
+
+def test_a_backtest_loads_the_windows_an_earlier_run_fitted_and_scores_the_same(
+    forecast_run, tmp_path
+):
+    engine = make_engine(forecast_run)
+    last = dt.date.fromisoformat(LAST)
+    days = [dt.date.fromisoformat(FIRST) + dt.timedelta(days=k) for k in range(21)]
+    features = read_partition_files(lake_for(forecast_run), FEATURES_DATASET, days)
+    features["forecast_date"] = pd.to_datetime(features["forecast_date"]).dt.date
+    matches = q(forecast_run, "SELECT session_key, plan_id FROM clean_session_plans")
+    sessions, increments = history_inputs(engine, last)
+    config = gmv.BacktestConfig(windows=3, window_days=1, min_train_days=5, num_rounds=40)
+
+    def run(cache, **changes):
+        return gmv.backtest(
+            features, matches, lambda d: sessions_as_of(sessions, increments, d), last,
+            dataclasses.replace(config, **changes), log=lambda _: None, cache=cache,
+        )  # fmt: skip
+
+    first, again = gmv.FitCache(tmp_path), gmv.FitCache(tmp_path)
+    fitted = run(first)
+    assert (first.hits, first.misses) == (0, 3)
+    pd.testing.assert_frame_equal(run(again), fitted)
+    assert (again.hits, again.misses) == (3, 0)
+    # Four windows share three origins with it; with other rounds, no window is the same fit.
+    later = gmv.FitCache(tmp_path)
+    run(later, windows=4)
+    assert (later.hits, later.misses) == (3, 1)
+    other = gmv.FitCache(tmp_path, keep=2)
+    run(other, num_rounds=41)
+    assert (other.hits, other.misses) == (0, 3)
+    assert len(list(tmp_path.iterdir())) == 2  # the least recently used folders went
+    pd.testing.assert_frame_equal(run(None), fitted)  # the cache changes no figure
 
 
 def card(version: str, day: str, wmape: float, coverage: float = 0.8) -> dict:
