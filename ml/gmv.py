@@ -255,7 +255,10 @@ class FitCache:
             booster.save_model(str(staging / f"booster_{name}.txt"))
         (staging / "state.json").write_text(json.dumps(model_state(model)))
         shutil.rmtree(folder, ignore_errors=True)
-        os.replace(staging, folder)
+        try:
+            os.replace(staging, folder)
+        except OSError:  # another run stored the same fit meanwhile
+            shutil.rmtree(staging, ignore_errors=True)
         kept = sorted(
             (p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")),
             key=lambda p: p.stat().st_mtime,
