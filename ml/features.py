@@ -60,7 +60,8 @@ def lineup_features(lineup: pd.DataFrame, products: pd.DataFrame) -> pd.DataFram
             "mean_coupon": g["coupon"].mean(),
         }
     )
-    shares = pd.crosstab(rows["plan_id"], rows["category"], normalize="index")
+    counts = rows.groupby(["plan_id", "category"]).size().unstack(fill_value=0)
+    shares = counts.div(counts.sum(axis=1), axis=0)
     for category in CATEGORIES:
         out[f"share_{category}"] = shares.get(category, pd.Series(dtype=float)).reindex(out.index)
     return out.fillna({f"share_{c}": 0.0 for c in CATEGORIES})

@@ -77,8 +77,10 @@ def feature_history_start(first_day: dt.date) -> dt.date:
     return first_day - dt.timedelta(days=HISTORY_DAYS - 1)
 
 
-def _mean_last(frame: pd.DataFrame, by: list[str], column: str, n: int) -> pd.Series:
-    return frame.groupby(by, observed=True).tail(n).groupby(by, observed=True)[column].mean()
+def _last(frame: pd.DataFrame, by: str | list[str], n: int) -> pd.DataFrame:
+    """The last `n` rows of each group of `frame` (in its order): what `groupby(by).tail(n)`
+    gives, from one count per row instead of a grouping per statistic."""
+    return frame[frame.groupby(by).cumcount(ascending=False).to_numpy() < n]
 
 
 def history_features(history: pd.DataFrame, as_of: dt.date) -> dict[str, pd.DataFrame]:
@@ -92,42 +94,43 @@ def history_features(history: pd.DataFrame, as_of: dt.date) -> dict[str, pd.Data
         log_gmv=np.log1p(history["gmv"]),
         day=history["start_local"].dt.date,
     )
-    recent = h[h["day"] > as_of - dt.timedelta(days=28)]
-    rooms = pd.DataFrame(
-        {
-            "room_last_gmv": h.groupby("room_id")["gmv"].last(),
-            "room_mean5_gmv": _mean_last(h, ["room_id"], "gmv", 5),
-            "room_mean20_gmv": _mean_last(h, ["room_id"], "gmv", 20),
-            "room_std5_log_gmv": h.groupby("room_id").tail(5).groupby("room_id")["log_gmv"].std(),
-            "room_mean28d_gmv": recent.groupby("room_id")["gmv"].mean(),
-            "room_sessions_28d": recent.groupby("room_id").size(),
-            "room_mean5_viewers": _mean_last(h, ["room_id"], "viewers", 5),
-            "room_conv5": h.groupby("room_id").tail(5).groupby("room_id")["paid_lines"].sum()
-            / h.groupby("room_id").tail(5).groupby("room_id")["viewers"].sum().replace(0, np.nan),
-            "room_days_since_last": h.groupby("room_id")["day"]
-            .max()
-            .map(lambda d: (as_of - d).days),
-        }
-    )
-    rooms["room_trend"] = rooms["room_mean5_gmv"] / rooms["room_mean20_gmv"].replace(0, np.nan)
-    rooms["room_mean10_log_gmv"] = _mean_last(h, ["room_id"], "log_gmv", 10)
     # How promotional the recent sessions were: with the planned session's own stage, the model
     # sees a ramp into (or out of) a promotion that the recent history does not reflect yet.
     stages = {d: STAGE[promotion_phase(d)] for d in h["day"].unique()}
     h["stage"] = h["day"].map(stages)
-    rooms["room_recent_stage"] = _mean_last(h, ["room_id"], "stage", 5)
+    recent = h[h["day"] > as_of - dt.timedelta(days=28)]
+    room = h.groupby("room_id")
+    last5 = _last(h, "room_id", 5).groupby("room_id")
+    rooms = pd.DataFrame(
+        {
+            "room_last_gmv": room["gmv"].last(),
+            "room_mean5_gmv": last5["gmv"].mean(),
+            "room_mean20_gmv": _last(h, "room_id", 20).groupby("room_id")["gmv"].mean(),
+            "room_std5_log_gmv": last5["log_gmv"].std(),
+            "room_mean28d_gmv": recent.groupby("room_id")["gmv"].mean(),
+            "room_sessions_28d": recent.groupby("room_id").size(),
+            "room_mean5_viewers": last5["viewers"].mean(),
+            "room_conv5": last5["paid_lines"].sum() / last5["viewers"].sum().replace(0, np.nan),
+            "room_days_since_last": room["day"].max().map(lambda d: (as_of - d).days),
+        }
+    )
+    rooms["room_trend"] = rooms["room_mean5_gmv"] / rooms["room_mean20_gmv"].replace(0, np.nan)
+    rooms["room_mean10_log_gmv"] = _last(h, "room_id", 10).groupby("room_id")["log_gmv"].mean()
+    rooms["room_recent_stage"] = last5["stage"].mean()
     # The room's everyday level: its last 10 sessions outside any promotion.
-    rooms["room_base_log_gmv"] = _mean_last(h[h["stage"] == 0], ["room_id"], "log_gmv", 10)
+    everyday = _last(h[h["stage"] == 0], "room_id", 10)
+    rooms["room_base_log_gmv"] = everyday.groupby("room_id")["log_gmv"].mean()
     # Lifts: how a host, an hour or a weekday does against the room's usual level (log ratio),
     # pooled over rooms, so a host's pull is not confused with the room they usually host.
-    h["lift"] = h["log_gmv"] - h.groupby("room_id")["log_gmv"].transform("mean")
+    h["lift"] = h["log_gmv"] - room["log_gmv"].transform("mean")
     slots = pd.DataFrame({"slot_last_gmv": h.groupby(["room_id", "weekday", "hour"])["gmv"].last()})
-    hours = pd.DataFrame({"hour_mean4_gmv": _mean_last(h, ["room_id", "hour"], "gmv", 4)})
+    hour_last4 = _last(h, ["room_id", "hour"], 4).groupby(["room_id", "hour"])
+    hours = pd.DataFrame({"hour_mean4_gmv": hour_last4["gmv"].mean()})
     hosts = pd.DataFrame(
         {
-            "host_mean5_gmv": _mean_last(h, ["host_id"], "gmv", 5),
+            "host_mean5_gmv": _last(h, "host_id", 5).groupby("host_id")["gmv"].mean(),
             "host_sessions": h.groupby("host_id").size(),
-            "host_lift": _mean_last(h, ["host_id"], "lift", 20),
+            "host_lift": _last(h, "host_id", 20).groupby("host_id")["lift"].mean(),
         }
     )
     hour_lift = pd.DataFrame({"hour_lift": h.groupby("hour")["lift"].mean()})
