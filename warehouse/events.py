@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 
 from contract import layout
 from contract.enums import EVENT_TYPES
@@ -182,7 +183,7 @@ def clean_event_folder(
     if pending:
         check(pending)
     rows = (
-        pd.concat(shaped, ignore_index=True)
+        _stack(shaped)
         if shaped
         else _shape(
             pd.DataFrame(
@@ -199,7 +200,6 @@ def clean_event_folder(
             digests,
         )
     )
-    shaped.clear()
     again = rows["event_id"].duplicated(keep="first").to_numpy()
     rows, conflicted, again = _conflicts(rows, again)
     quarantined.append(
@@ -376,11 +376,13 @@ def _problems(
 
 
 def _shape(rows: pd.DataFrame, secret: str, digests: dict[str, str]) -> pd.DataFrame:
-    """Compact clean events: UTC times, local event dates, pseudonyms (string columns become
-    categories once the folder's parts are together)."""
+    """Compact clean events: UTC times, local event dates, pseudonyms; the `CATEGORICAL`
+    columns as categories already (a big day's millions of rows hold each session key and
+    pseudonym once, not once per event), joined across batches by `_stack`."""
     ts = pd.to_datetime(rows["ts_utc"]).astype("datetime64[ms]")
     ids = rows["platform"].astype(str) + ":" + rows["viewer_id"].astype(str)
-    missing = [i for i in ids.unique() if i not in digests]
+    id_codes, distinct = pd.factorize(ids)
+    missing = [i for i in distinct if i not in digests]
     if missing:
         missing_ids = pd.Series(missing)
         platform, viewer = (
@@ -390,19 +392,40 @@ def _shape(rows: pd.DataFrame, secret: str, digests: dict[str, str]) -> pd.DataF
         for p in platform.unique():
             sel = platform == p
             digests.update(zip(missing_ids[sel], viewer_keys(p, viewer[sel], secret), strict=True))
+    keys = pd.Index([digests[i] for i in distinct], dtype="str")
     return pd.DataFrame(
         {
             "event_id": rows["event_id"].astype("str"),
             "ts": ts,
-            "platform": rows["platform"].astype("str"),
-            "session_key": (rows["platform"] + ":" + rows["session_id"]).astype("str"),
-            "viewer_key": ids.map(digests).astype("str"),
-            "type": rows["type"].astype("str"),
-            "sku": rows["sku"].astype("str"),
-            "client_os": rows["client_os"].astype("str"),
-            "app_version": rows["app_version"].astype("str"),
+            "platform": _categories(rows["platform"]),
+            "session_key": _categories(rows["platform"] + ":" + rows["session_id"]),
+            "viewer_key": pd.Categorical.from_codes(id_codes, categories=keys),
+            "type": _categories(rows["type"]),
+            "sku": _categories(rows["sku"]),
+            "client_os": _categories(rows["client_os"]),
+            "app_version": _categories(rows["app_version"]),
             "text": rows["text"].astype("str"),
             "source_file": rows["source_file"].astype("str"),
             "source_line": rows["source_line"].astype("int64"),
         }
     ).reset_index(drop=True)
+
+
+def _categories(values: pd.Series) -> pd.Categorical:
+    codes, uniques = pd.factorize(values.astype("str"))
+    return pd.Categorical.from_codes(codes, categories=uniques)
+
+
+def _stack(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """`pd.concat` of `_shape`'s batches, a column at a time, categories unioned and sorted
+    as `astype("category")` sorts them (a plain concat of categoricals with different
+    categories would turn them back into millions of strings). Empties `frames`."""
+    columns = {}
+    for name in frames[0].columns:
+        parts = [frame[name] for frame in frames]
+        if isinstance(parts[0].dtype, pd.CategoricalDtype):
+            columns[name] = pd.Series(union_categoricals(parts, sort_categories=True))
+        else:
+            columns[name] = pd.concat(parts, ignore_index=True)
+    frames.clear()
+    return pd.DataFrame(columns)
