@@ -10,11 +10,13 @@ export PYTHONUNBUFFERED := 1
 .PHONY: demo test run ui bench bench-history lint clean
 
 # uv (from PyPI, into the venv) resolves and installs the project in seconds where pip took
-# about 45 (docs/performance.md); the venv keeps its pip for anyone who wants it.
+# about 45 (docs/performance.md), trusting the system's certificates as pip does; should uv
+# fail, pip installs the same. The venv keeps its pip for anyone who wants it.
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet 'uv>=0.9'
-	$(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[dev]'
+	$(VENV)/bin/uv pip install --quiet --native-tls --python $(PY) -e '.[dev]' \
+		|| $(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml

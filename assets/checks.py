@@ -15,6 +15,7 @@ import pandas as pd
 
 from assets.clean import CLEAN_ASSET_NAMES
 from assets.gates import recorded
+from assets.memory import release_memory
 from assets.metadata import counts_table, frame_md
 from assets.partitions import daily_partitions, partition_dates
 from assets.resources import Lake, Warehouse
@@ -146,6 +147,7 @@ def suite_checks(
         context: dg.AssetCheckExecutionContext, warehouse: Warehouse, lake: Lake
     ) -> dg.AssetCheckResult:
         verdict = quality.validate(suite, rows(context, warehouse, lake), blocking=True)
+        release_memory()
         return recorded(context, warehouse, verdict_result(verdict, dg.AssetCheckSeverity.ERROR))
 
     if warnings_description is None:
@@ -162,6 +164,7 @@ def suite_checks(
         context: dg.AssetCheckExecutionContext, warehouse: Warehouse, lake: Lake
     ) -> dg.AssetCheckResult:
         verdict = quality.validate(suite, rows(context, warehouse, lake), blocking=False)
+        release_memory()
         return verdict_result(verdict, dg.AssetCheckSeverity.WARN)
 
     return [valid, looks_normal]

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 import pandas as pd
 
+from assets.memory import release_memory
 from assets.metadata import frame_md
 from assets.partitions import daily_partitions, partition_dates, partition_label, single_run
 from assets.resources import LandingZone, Warehouse
@@ -160,7 +161,11 @@ def dated_asset(
             )
             units = Units(days, names, held)
             if len(held) < len(days) * len(names):
-                result = body(context, units, **{k: v for k, v in resources.items() if k in wanted})
+                try:
+                    kwargs = {k: v for k, v in resources.items() if k in wanted}
+                    result = body(context, units, **kwargs)
+                finally:  # the steps after it share the process (in-process executor)
+                    release_memory()
             else:  # every unit waits: nothing to compute
                 result = dg.MaterializeResult(metadata={"partition": partition_label(days)})
             publications.record(engine, asset, units.frame(), context.run.run_id)
