@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 
 import pandas as pd
 import pytest
@@ -46,6 +47,17 @@ def test_good_rows_pass_both_suites():
     for table, frame in (("clean_orders", orders()), ("clean_sessions", sessions())):
         assert quality.validate(table, frame, blocking=True).passed
         assert quality.validate(table, frame, blocking=False).passed
+
+
+def test_a_validated_frame_is_not_kept_by_great_expectations():
+    size = 4321  # no other frame of the suite has this many rows
+    frame = pd.concat([orders()] * (size // 2) + [orders().head(1)], ignore_index=True)
+    frame["order_key"] = [f"jd:{i}" for i in range(size)]
+    assert quality.validate("clean_orders", frame, blocking=True).passed
+    del frame
+    gc.collect()
+    alive = [o for o in gc.get_objects() if isinstance(o, pd.DataFrame) and len(o) == size]
+    assert alive == []
 
 
 def test_blocking_suite_names_the_failing_rows():
