@@ -27,7 +27,7 @@ import pandas as pd
 
 from ml.features import CATEGORICAL, FEATURES
 from ml.metrics import forecast_metrics
-from ml.registry import Gate
+from ml.registry import Gate, read_boosters, write_boosters
 
 SEED = 7
 QUANTILES = (0.1, 0.5, 0.9)
@@ -208,8 +208,8 @@ class FitCache:
     is loaded instead of trained again: the demo's second run shares six of its eight origins
     with the first, and so does any retraining a multiple of `window_days` later.
 
-    One folder per fit under `root` (`booster_<member>_<q>.txt` as LightGBM saves them, with
-    doubles at full precision, and `state.json`), written atomically; at most `keep` folders,
+    One folder per fit under `root` (the boosters as `registry.write_boosters` writes them,
+    and `state.json`), written atomically; at most `keep` folders,
     the least recently used removed first. A folder that cannot be read is fitted again."""
 
     def __init__(self, root: Path, keep: int = 32):
@@ -233,10 +233,7 @@ class FitCache:
         folder = self.root / self.key(rows, num_rounds)
         try:
             state = json.loads((folder / "state.json").read_text())
-            boosters = {
-                p.stem.removeprefix("booster_"): lgb.Booster(model_file=str(p))
-                for p in sorted(folder.glob("booster_*.txt"))
-            }
+            boosters = read_boosters(folder)
             if len(boosters) != len(MEMBERS) * len(QUANTILES):
                 raise ValueError(f"{folder}: {len(boosters)} boosters")
         except (OSError, ValueError, lgb.basic.LightGBMError):
@@ -251,8 +248,7 @@ class FitCache:
     def _store(self, folder: Path, model: GmvModel) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".fit-", dir=self.root))
-        for name, booster in model.boosters.items():
-            booster.save_model(str(staging / f"booster_{name}.txt"))
+        write_boosters(staging, model.boosters)
         (staging / "state.json").write_text(json.dumps(model_state(model)))
         shutil.rmtree(folder, ignore_errors=True)
         try:

@@ -100,8 +100,7 @@ def save(root: Path, card: ModelCard, boosters: dict[str, lgb.Booster], plot_png
     final = root / card.name / card.version
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{card.version}-", dir=final.parent))
-    for label, booster in boosters.items():
-        booster.save_model(str(staging / f"booster_{label}.txt"))
+    write_boosters(staging, boosters)
     (staging / "card.json").write_text(card.to_json())
     (staging / "importance.png").write_bytes(plot_png)
     if final.exists():
@@ -110,13 +109,23 @@ def save(root: Path, card: ModelCard, boosters: dict[str, lgb.Booster], plot_png
     return final
 
 
+def write_boosters(folder: Path, boosters: dict[str, lgb.Booster]) -> None:
+    """Each booster as `booster_<label>.txt` (LightGBM's text, doubles at full precision)."""
+    for label, booster in boosters.items():
+        booster.save_model(str(folder / f"booster_{label}.txt"))
+
+
+def read_boosters(folder: Path) -> dict[str, lgb.Booster]:
+    """The boosters `write_boosters` wrote, by label."""
+    return {
+        p.stem.removeprefix("booster_"): lgb.Booster(model_file=str(p))
+        for p in sorted(folder.glob("booster_*.txt"))
+    }
+
+
 def load(path: Path) -> tuple[ModelCard, dict[str, lgb.Booster]]:
     card = ModelCard.from_json((path / "card.json").read_text())
-    boosters = {
-        p.stem.removeprefix("booster_"): lgb.Booster(model_file=str(p))
-        for p in sorted(path.glob("booster_*.txt"))
-    }
-    return card, boosters
+    return card, read_boosters(path)
 
 
 def importance_frame(boosters: dict[str, lgb.Booster]) -> pd.DataFrame:

@@ -184,14 +184,19 @@ def test_no_feature_dated_before_a_cutoff_changes_when_the_future_does(forecast_
         pd.testing.assert_frame_equal(features_of(day, future), features_of(day, real))
 
 
-def test_training_twice_gives_the_same_forecasts(forecast_run):
-    engine = make_engine(forecast_run)
+def story_inputs(url: str):
+    """The story's 21 days of features, its plan matches and its history as of LAST."""
     last = dt.date.fromisoformat(LAST)
     days = [dt.date.fromisoformat(FIRST) + dt.timedelta(days=k) for k in range(21)]
-    features = read_partition_files(lake_for(forecast_run), FEATURES_DATASET, days)
+    features = read_partition_files(lake_for(url), FEATURES_DATASET, days)
     features["forecast_date"] = pd.to_datetime(features["forecast_date"]).dt.date
-    matches = q(forecast_run, "SELECT session_key, plan_id FROM clean_session_plans")
-    sessions, increments = history_inputs(engine, last)
+    matches = q(url, "SELECT session_key, plan_id FROM clean_session_plans")
+    sessions, increments = history_inputs(make_engine(url), last)
+    return last, features, matches, sessions, increments
+
+
+def test_training_twice_gives_the_same_forecasts(forecast_run):
+    last, features, matches, sessions, increments = story_inputs(forecast_run)
     rows = gmv.labelled(features, matches, sessions_as_of(sessions, increments, last), last)
     one, two = gmv.fit(rows, 60), gmv.fit(rows, 60)
     pd.testing.assert_frame_equal(one.predict(features), two.predict(features))
@@ -201,13 +206,7 @@ def test_training_twice_gives_the_same_forecasts(forecast_run):
 def test_a_backtest_loads_the_windows_an_earlier_run_fitted_and_scores_the_same(
     forecast_run, tmp_path
 ):
-    engine = make_engine(forecast_run)
-    last = dt.date.fromisoformat(LAST)
-    days = [dt.date.fromisoformat(FIRST) + dt.timedelta(days=k) for k in range(21)]
-    features = read_partition_files(lake_for(forecast_run), FEATURES_DATASET, days)
-    features["forecast_date"] = pd.to_datetime(features["forecast_date"]).dt.date
-    matches = q(forecast_run, "SELECT session_key, plan_id FROM clean_session_plans")
-    sessions, increments = history_inputs(engine, last)
+    last, features, matches, sessions, increments = story_inputs(forecast_run)
     config = gmv.BacktestConfig(windows=3, window_days=1, min_train_days=5, num_rounds=40)
 
     def run(cache, **changes):
